@@ -1,0 +1,93 @@
+"""Sinogram front end: a Joseph projector from an image grid to a Siemens sinogram.
+
+The LOR endpoints of a view are computed from the layout for the views being
+projected, a few views at a time, so the whole endpoint table of a span-1
+sinogram (mMR: 354 M bins) is never held at once. Subsets are views
+(``view_axis`` is the second-last axis of the sinogram, reference/formats.md
+storage order: [TOF bin,] segment, axial position, view, radial bin).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from petrecon.geometry import SinogramLayout
+from petrecon.operators import LinearOperator
+from petrecon.projectors import adjoint_lors, adjoint_lors_tof, forward_lors, forward_lors_tof
+from petrecon.volume import ImageGrid
+
+ENDPOINT_CHUNK_BYTES = 256 * 2**20
+
+
+class SinogramProjector(LinearOperator):
+    """Joseph forward/back projection between ``grid`` and (some views of) ``layout``.
+
+    Parameters
+    ----------
+    layout : SinogramLayout
+        Scanner sinogram layout; TOF when ``layout.use_tof``.
+    grid : ImageGrid
+        The image grid (axes x, y, z; z the scanner axis).
+    views : ndarray of int, optional
+        The views this operator projects to (default: all). OSEM makes one
+        operator per subset through :meth:`subset_operator`.
+
+    Examples
+    --------
+    >>> from petrecon.geometry import default_layout
+    >>> layout = default_layout("test")
+    >>> grid = ImageGrid.centred(layout.scanner.default_image_shape, layout.scanner.default_voxel_size_mm)
+    >>> SinogramProjector(layout, grid).out_shape == layout.shape
+    True
+    """
+
+    view_axis = -2
+
+    def __init__(self, layout: SinogramLayout, grid: ImageGrid, views: np.ndarray | None = None) -> None:
+        self.layout, self.grid = layout, grid
+        self.views = np.arange(layout.n_views) if views is None else np.asarray(views, dtype=np.int64)
+        self.in_shape = grid.shape
+        shape = list(layout.shape)
+        shape[self.view_axis] = len(self.views)
+        self.out_shape = tuple(shape)
+        self.voxel_size_mm = grid.voxel_size_mm
+        bytes_per_view = 2 * 3 * 4 * layout.n_sinograms * layout.n_radial_bins
+        self._views_per_chunk = max(1, ENDPOINT_CHUNK_BYTES // bytes_per_view)
+
+    def subset_operator(self, views: np.ndarray) -> "SinogramProjector":
+        """The projector restricted to ``views`` (indices into this operator's views)."""
+        return SinogramProjector(self.layout, self.grid, self.views[np.asarray(views)])
+
+    def _view_chunks(self):
+        for first in range(0, len(self.views), self._views_per_chunk):
+            chunk = slice(first, first + self._views_per_chunk)
+            xstart, xend = self.layout.lor_endpoints_mm(views=self.views[chunk])
+            yield chunk, xstart, xend
+
+    def _tof_args(self) -> tuple:
+        tof = self.layout.scanner.tof
+        return np.asarray(self.layout.tof_bin_edges_mm, np.float32), float(tof.fwhm_mm)
+
+    def _forward(self, x):
+        image = np.ascontiguousarray(x, dtype=np.float32)
+        out = np.empty(self.out_shape, np.float32)
+        for chunk, xstart, xend in self._view_chunks():
+            if self.layout.use_tof:
+                values = forward_lors_tof(image, xstart, xend, self.grid.origin_mm, self.grid.voxel_size_mm, *self._tof_args())
+                out[..., chunk, :] = np.moveaxis(values, -1, 0)
+            else:
+                out[:, chunk, :] = forward_lors(image, xstart, xend, self.grid.origin_mm, self.grid.voxel_size_mm)
+        return out
+
+    def _adjoint(self, y):
+        sinogram = np.asarray(y, dtype=np.float32)
+        image = np.zeros(self.in_shape, np.float32)
+        for chunk, xstart, xend in self._view_chunks():
+            if self.layout.use_tof:
+                values = np.ascontiguousarray(np.moveaxis(sinogram[..., chunk, :], 0, -1))
+                image += adjoint_lors_tof(values, xstart, xend, self.in_shape, self.grid.origin_mm,
+                                          self.grid.voxel_size_mm, *self._tof_args())
+            else:
+                values = np.ascontiguousarray(sinogram[:, chunk, :])
+                image += adjoint_lors(values, xstart, xend, self.in_shape, self.grid.origin_mm, self.grid.voxel_size_mm)
+        return image
