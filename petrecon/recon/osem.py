@@ -112,6 +112,29 @@ def _check_term(name: str, term, data_shape: tuple[int, ...]) -> None:
         raise ParameterError(f"{name} must be finite and non-negative")
 
 
+def em_update(image: np.ndarray, operator: LinearOperator, counts: np.ndarray, multiplicative, additive,
+              sensitivity: np.ndarray) -> None:
+    """One EM step of one subset, in place: ``x <- x / s * A^T (m y / (m A x + a))``.
+
+    Parameters
+    ----------
+    image : ndarray
+        Current estimate, updated in place.
+    operator : LinearOperator
+        The subset's projector ``A_S``.
+    counts, multiplicative, additive : ndarray or float
+        ``y_S``, ``m_S`` and ``a_S`` (broadcastable to the subset's data).
+    sensitivity : ndarray
+        ``A_S^T m_S``; voxels where it is 0 are set to 0.
+    """
+    expected = multiplicative * operator.forward(image) + additive
+    ratio = np.zeros_like(counts)
+    np.divide(counts, expected, out=ratio, where=(expected > 0) & (counts > 0))
+    correction = operator.adjoint((multiplicative * ratio).astype(np.float32, copy=False))
+    np.divide(image * correction, sensitivity, out=image, where=sensitivity > 0)
+    image[sensitivity <= 0] = 0.0
+
+
 def osem(
     prompts: np.ndarray,
     projector: SubsetProjector,
@@ -187,13 +210,7 @@ def osem(
             y = np.take(prompts, views, axis=axis)
             if sensitivities[k] is None:
                 sensitivities[k] = operator.adjoint(np.broadcast_to(np.float32(m), y.shape).astype(np.float32))
-            expected = m * operator.forward(image) + a
-            ratio = np.zeros_like(y)
-            np.divide(y, expected, out=ratio, where=(expected > 0) & (y > 0))
-            correction = operator.adjoint((m * ratio).astype(np.float32, copy=False))
-            sensitivity = sensitivities[k]
-            np.divide(image * correction, sensitivity, out=image, where=sensitivity > 0)
-            image[sensitivity <= 0] = 0.0
+            em_update(image, operator, y, m, a, sensitivities[k])
             if callback is not None:
                 callback(iteration, k, image)
 
