@@ -195,3 +195,22 @@ def test_to_dict_is_json():
     summary = json.loads(json.dumps(default_layout("mct-tof").to_dict()))
     assert summary["shape"] == [13, 621, 168, 400]
     assert summary["scanner"]["tof"]["n_bins"] == 13
+
+
+def test_span1_map_sends_every_ring_pair_to_the_sinogram_that_stores_it():
+    layout = default_layout("test")
+    span1 = layout.listmode_layout()
+    table = layout.span1_sinogram_map()
+    stored = layout.ring_pair_to_sinogram()
+    for index, (ring1, ring2) in enumerate(span1.ring_pairs()):
+        assert table[index] == stored[ring1, ring2]
+    # every sinogram of the compressed layout receives at least one ring pair
+    assert set(table[table >= 0]) == set(range(layout.n_sinograms))
+
+
+def test_listmode_layout_is_span1_unmashed_with_the_same_ring_difference():
+    layout = default_layout("mct")
+    span1 = layout.listmode_layout()
+    assert (span1.span, span1.view_mashing, span1.use_tof) == (1, 1, False)
+    assert span1.max_ring_difference == layout.max_ring_difference
+    assert span1.n_views == layout.n_views * layout.view_mashing

@@ -43,7 +43,7 @@ from functools import cached_property
 import numpy as np
 
 from petrecon.errors import GeometryError
-from petrecon.geometry.scanner import ScannerGeometry
+from petrecon.geometry.scanner import ScannerGeometry, TofSpec
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,37 @@ class SinogramLayout:
         z2 = np.array([ring_z[pairs[:, 1]].mean() for pairs in self._axial.ring_pairs])
         return z1, z2
 
+    def listmode_layout(self) -> "SinogramLayout":
+        """The uncompressed layout that list-mode bin addresses index.
+
+        PETLINK event words address the *span-1*, unmashed, non-TOF sinogram
+        with this layout's maximum ring difference and radial bins
+        (reference/formats.md: ``address = sinogram * n_views * n_bins +
+        view * n_bins + bin``; mMR: 4084 x 252 x 344).
+        """
+        return SinogramLayout(self.scanner, 1, self.max_ring_difference, self.n_radial_bins, 1)
+
+    def span1_sinogram_map(self) -> np.ndarray:
+        """This layout's sinogram index for each sinogram of :meth:`listmode_layout`.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64, shape ``(listmode_layout().n_sinograms,)``; ``-1`` where
+            the ring pair is not stored in this layout. A list-mode view
+            ``u`` lands in view ``u // view_mashing``.
+
+        Examples
+        --------
+        >>> from petrecon.geometry import default_layout
+        >>> table = default_layout("mmr").span1_sinogram_map()
+        >>> table.shape, int(table.max()) + 1
+        ((4084,), 837)
+        """
+        span1_pairs = self.listmode_layout().ring_pairs()
+        lookup = self._axial.ring_pair_to_sinogram
+        return lookup[span1_pairs[:, 0], span1_pairs[:, 1]].astype(np.int64)
+
     @cached_property
     def _axial(self) -> _AxialTable:
         return _build_axial_table(self.scanner.n_rings, self.span, self.max_ring_difference)
@@ -293,6 +324,34 @@ class SinogramLayout:
             "radial_bin_size_mm": self.radial_bin_size_mm,
             "shape": list(self.shape),
         }
+
+
+def layout_from_dict(summary: dict) -> SinogramLayout:
+    """Rebuild a layout from :meth:`SinogramLayout.to_dict` (the inverse; derived fields are checked).
+
+    Examples
+    --------
+    >>> from petrecon.geometry import default_layout
+    >>> layout = default_layout("mmr")
+    >>> layout_from_dict(layout.to_dict()) == layout
+    True
+    """
+    try:
+        scanner_fields = dict(summary["scanner"])
+        tof = scanner_fields.pop("tof")
+        scanner = ScannerGeometry(
+            **{key: tuple(value) if isinstance(value, list) else value for key, value in scanner_fields.items()},
+            tof=None if tof is None else TofSpec(**tof),
+        )
+        layout = SinogramLayout(scanner, int(summary["span"]), int(summary["max_ring_difference"]),
+                                int(summary["n_radial_bins"]), int(summary["view_mashing"]),
+                                bool(summary["use_tof"]), int(summary["tof_mashing"]))
+    except (KeyError, TypeError) as error:
+        raise GeometryError(f"sinogram layout description is incomplete or malformed: {error}") from None
+    if list(layout.shape) != list(summary.get("shape", layout.shape)):
+        raise GeometryError(f"sinogram layout description says shape {summary['shape']}, "
+                            f"its parameters give {list(layout.shape)}")
+    return layout
 
 
 def _assemble(xy: np.ndarray, z: np.ndarray) -> np.ndarray:

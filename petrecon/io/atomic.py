@@ -1,0 +1,48 @@
+"""Atomic file output (ARCHITECTURE contract 7): write to a temporary sibling, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from petrecon.errors import PetreconError
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    Parameters
+    ----------
+    path : path-like
+        Final file name.
+    overwrite : bool
+        Replace an existing file; without it an existing ``path`` is an error.
+
+    Raises
+    ------
+    PetreconError
+        If ``path`` exists and ``overwrite`` is False, or its folder does not exist.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_output(target) as temporary:
+    ...     _ = temporary.write_text("done")
+    >>> target.read_text()
+    'done'
+    """
+    final = Path(path)
+    if final.exists() and not overwrite:
+        raise PetreconError(f"{final}: exists; pass overwrite=True (--overwrite) to replace it")
+    if not final.parent.is_dir():
+        raise PetreconError(f"{final}: folder {final.parent} does not exist")
+    temporary = final.with_name(f".{final.name}.{os.getpid()}.partial")
+    try:
+        yield temporary
+        os.replace(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
