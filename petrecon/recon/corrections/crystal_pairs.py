@@ -84,6 +84,50 @@ class CrystalPairModel:
         return values
 
 
+def fit_pair_model(model: CrystalPairModel, data: np.ndarray, weights: np.ndarray, n_iterations: int,
+                   initial: np.ndarray | None = None) -> np.ndarray:
+    """Maximum-likelihood crystal values ``s`` of the Poisson model ``data_b ~ weights_b * expand(s, s)_b``.
+
+    The multiplicative fixed point ``s_k <- s_k * sqrt(fan_sums(data / expand(s, s), s)_k /
+    fan_sums(weights, s)_k)`` keeps ``s >= 0``, leaves crystals without counts at 0,
+    and at convergence makes the model's total equal the data's (the likelihood's
+    stationarity condition). The square root damps the quadratic dependence on ``s``.
+
+    Parameters
+    ----------
+    model : CrystalPairModel
+        The layout's crystal-pair bookkeeping.
+    data : numpy.ndarray
+        Counts per bin (>= 0), the layout's shape.
+    weights : numpy.ndarray
+        Known per-bin factor of the model (1 for randoms; source x geometry for normalisation).
+    n_iterations : int
+        Fixed-point iterations.
+    initial : numpy.ndarray, optional
+        Starting crystal values (default: uniform, matching the total).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 crystal values ``(n_rings, n_crystals_per_ring)``.
+    """
+    data = np.asarray(data, dtype=np.float32)
+    weights = np.asarray(weights, dtype=np.float32)
+    if initial is None:
+        ones = np.ones(model.crystal_shape, np.float32)
+        modelled = float(np.vdot(weights, model.expand(ones, ones)))
+        initial = ones * np.sqrt(float(data.sum()) / modelled) if modelled > 0 else ones
+    values = np.asarray(initial, dtype=np.float32)
+    for _ in range(n_iterations):
+        pair_products = model.expand(values, values)
+        ratio = np.divide(data, pair_products, out=np.zeros_like(data), where=pair_products > 0)
+        numerator = model.fan_sums(ratio, values)
+        denominator = model.fan_sums(weights, values)
+        update = np.sqrt(np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0))
+        values = (values * update).astype(np.float32)
+    return values
+
+
 @numba.njit(parallel=True, cache=True)
 def _expand(first, second, pair_start, ring1, ring2, crystal1, crystal2, out):  # pragma: no cover - numba
     n_sinograms, n_views, n_bins = out.shape
