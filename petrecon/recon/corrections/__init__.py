@@ -5,6 +5,10 @@ from petrecon.recon.corrections.deadtime import live_fraction, pair_live_fractio
 from petrecon.recon.corrections.decay import decay_correction_factor
 from petrecon.recon.corrections.normalisation import Normalisation, estimate_normalisation
 from petrecon.recon.corrections.randoms import randoms_from_delays, randoms_from_singles
+from petrecon.recon.corrections.scatter import ScatterEstimate, ScatterSettings, fit_scatter_tails, single_scatter
 
-__all__ = ["CrystalPairModel", "Normalisation", "decay_correction_factor", "live_fraction", "pair_live_fraction", "estimate_normalisation", "fit_pair_model", "randoms_from_delays",
-           "randoms_from_singles"]
+__all__ = [
+    "CrystalPairModel", "Normalisation", "ScatterEstimate", "ScatterSettings", "decay_correction_factor",
+    "estimate_normalisation", "fit_pair_model", "fit_scatter_tails", "live_fraction", "pair_live_fraction",
+    "randoms_from_delays", "randoms_from_singles", "single_scatter",
+]
