@@ -118,15 +118,14 @@ def single_scatter(activity: Volume, mu: Volume, layout: SinogramLayout,
         return np.zeros(layout.shape, np.float32)
     point_mm = (np.asarray(grid.origin_mm) + points * np.asarray(grid.voxel_size_mm)).astype(np.float32)
     point_weight = (mu_coarse[tuple(points.T)] * np.prod(grid.voxel_size_mm)).astype(np.float32)
-    volumes = np.stack([mu_coarse, activity_coarse]).astype(np.float32)
+    volumes, origin = _crop_to_support(np.stack([mu_coarse, activity_coarse]), grid)
     integrals = np.empty((2, len(point_mm), len(detectors)), np.float32)
-    _line_integrals(volumes, np.asarray(grid.origin_mm, np.float32), np.asarray(grid.voxel_size_mm, np.float32),
-                    point_mm, detectors, integrals)
+    _line_integrals(volumes, origin, np.asarray(grid.voxel_size_mm, np.float32), point_mm, detectors, integrals)
     cos_table, tables = _angle_tables(scanner.energy_window_kev, settings.energy_resolution)
-    pairs = np.empty((len(detectors), len(detectors)), np.float32)
-    _pair_sums(point_mm, point_weight, detectors, normals, integrals[0], integrals[1], cos_table[0],
-               cos_table[1] - cos_table[0], tables, pairs)
     n_transaxial = scanner.n_crystals_per_ring // settings.crystal_step
+    pairs = np.zeros((len(detectors), len(detectors)), np.float32)
+    _pair_sums(point_mm, point_weight, detectors, normals, integrals[0], integrals[1], cos_table[0],
+               cos_table[1] - cos_table[0], tables, _pairs_in_fov(layout, settings.crystal_step, n_transaxial), pairs)
     coarse = pairs.reshape(settings.n_axial_detectors, n_transaxial, settings.n_axial_detectors, n_transaxial)
     return _interpolate_to_layout(coarse, layout, axial_rings, settings.crystal_step)
 
@@ -176,6 +175,18 @@ def _coarse_grid(grid: ImageGrid, voxel_mm: float) -> ImageGrid:
     centre = np.asarray(grid.origin_mm) + (np.asarray(grid.shape) - 1) / 2 * np.asarray(grid.voxel_size_mm)
     origin = centre - (shape - 1) / 2 * size
     return ImageGrid(tuple(shape), tuple(size), tuple(origin))
+
+
+def _crop_to_support(volumes: np.ndarray, grid: ImageGrid) -> tuple[np.ndarray, np.ndarray]:
+    """The stacked volumes cut to the box where any is non-zero (plus one voxel), and that box's origin (mm)."""
+    support = np.argwhere(np.any(volumes != 0, axis=0))
+    if support.size == 0:
+        return volumes.astype(np.float32), np.asarray(grid.origin_mm, np.float32)
+    low = np.maximum(support.min(axis=0) - 1, 0)
+    high = np.minimum(support.max(axis=0) + 2, volumes.shape[1:])
+    cropped = volumes[:, low[0]:high[0], low[1]:high[1], low[2]:high[2]]
+    origin = np.asarray(grid.origin_mm) + low * np.asarray(grid.voxel_size_mm)
+    return np.ascontiguousarray(cropped, np.float32), origin.astype(np.float32)
 
 
 def _detectors(layout: SinogramLayout, settings: ScatterSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -255,13 +266,15 @@ def _line_integrals(volumes, origin, spacing, points, detectors, out):  # pragma
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _pair_sums(points, weights, detectors, normals, attenuation, emission, cos_first, cos_step, tables,
+def _pair_sums(points, weights, detectors, normals, attenuation, emission, cos_first, cos_step, tables, in_fov,
                out):  # pragma: no cover - numba
+    """out[a, b] = out[b, a] = the SSS sum over scatter points, for the transaxial pairs in the field of view."""
     n_table = tables.shape[1]
+    n_transaxial = in_fov.shape[0]
     for a in numba.prange(detectors.shape[0]):
-        for b in range(detectors.shape[0]):
+        for b in range(a + 1, detectors.shape[0]):
             total = 0.0
-            if a != b:
+            if in_fov[a % n_transaxial, b % n_transaxial]:
                 for s in range(points.shape[0]):
                     ax, ay, az = detectors[a, 0] - points[s, 0], detectors[a, 1] - points[s, 1], detectors[a, 2] - points[s, 2]
                     bx, by, bz = detectors[b, 0] - points[s, 0], detectors[b, 1] - points[s, 1], detectors[b, 2] - points[s, 2]
@@ -280,6 +293,15 @@ def _pair_sums(points, weights, detectors, normals, attenuation, emission, cos_f
                     paths = (emission[s, a] * math.exp(-m_a - ratio * m_b) + emission[s, b] * math.exp(-m_b - ratio * m_a))
                     total += weights[s] * angular * cos_a * cos_b / (da2 * db2) * paths
             out[a, b] = total
+            out[b, a] = total
+
+
+def _pairs_in_fov(layout: SinogramLayout, crystal_step: int, n_transaxial: int) -> np.ndarray:
+    """Transaxial detector pairs whose LOR lies within the radial bins (plus an interpolation margin)."""
+    n_crystals = layout.scanner.n_crystals_per_ring
+    crystals = np.arange(n_transaxial) * crystal_step
+    difference = (crystals[None, :] - crystals[:, None]) % n_crystals
+    return np.abs(n_crystals // 2 - difference) <= layout.n_radial_bins // 2 + 2 * crystal_step
 
 
 def _interpolate_to_layout(coarse: np.ndarray, layout: SinogramLayout, axial_rings: np.ndarray,
