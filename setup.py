@@ -12,5 +12,6 @@ DATA_PACKAGES = {"petrecon.kernels": "kernels", "petrecon.phantoms": "phantoms"}
 setup(
     packages=find_packages(include=["petrecon", "petrecon.*"]) + list(DATA_PACKAGES),
     package_dir=DATA_PACKAGES,
-    package_data={"petrecon.kernels": ["*.cu", "*.cuh"], "petrecon.phantoms": ["*.toml"]},
+    package_data={"petrecon": ["protocols/*.toml"], "petrecon.kernels": ["*.cu", "*.cuh"],
+                  "petrecon.phantoms": ["*.toml"]},
 )
