@@ -34,7 +34,8 @@ File format (all keys optional; missing keys take the defaults below)::
     voxel_size_mm = [2.08626, 2.08626, 2.03125]
 
     [calibration]
-    bq_per_ml_per_unit = 1.0         # cross-calibration factor (uniform cylinder)
+    bq_per_ml_per_unit = 1.0         # cross-calibration factor (uniform cylinder); absent: the
+                                     # study's own calibration (simulated studies carry theirs)
 
 Unknown tables or keys are errors (a misspelt key must not silently fall back
 to a default).
@@ -93,12 +94,12 @@ class ReconstructionProtocol:
     corrections: CorrectionSettings = field(default_factory=CorrectionSettings)
     image_shape: tuple[int, int, int] | None = None
     voxel_size_mm: tuple[float, float, float] | None = None
-    calibration_bq_per_ml_per_unit: float = 1.0
+    calibration_bq_per_ml_per_unit: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.psf_fwhm_mm <= 20:
             raise ParameterError(f"psf_fwhm_mm must be between 0 and 20 mm, got {self.psf_fwhm_mm}")
-        if not self.calibration_bq_per_ml_per_unit > 0:
+        if self.calibration_bq_per_ml_per_unit is not None and not self.calibration_bq_per_ml_per_unit > 0:
             raise ParameterError("the calibration factor must be > 0")
         if (self.image_shape is None) != (self.voxel_size_mm is None):
             raise ParameterError("give both image shape and voxel_size_mm, or neither")
@@ -133,7 +134,7 @@ class ReconstructionProtocol:
                 corrections=CorrectionSettings(**sections["corrections"]),
                 image_shape=tuple(int(n) for n in image["shape"]) if "shape" in image else None,
                 voxel_size_mm=tuple(float(v) for v in image["voxel_size_mm"]) if "voxel_size_mm" in image else None,
-                calibration_bq_per_ml_per_unit=float(sections["calibration"].get("bq_per_ml_per_unit", 1.0)),
+                calibration_bq_per_ml_per_unit=_optional_float(sections["calibration"].get("bq_per_ml_per_unit")),
             )
         except (ParameterError, TypeError, ValueError) as error:
             raise FormatError(source, "value", str(error)) from None
@@ -165,7 +166,8 @@ class ReconstructionProtocol:
             "corrections": dataclasses.asdict(self.corrections),
             "image": {} if self.image_shape is None else {"shape": list(self.image_shape),
                                                           "voxel_size_mm": list(self.voxel_size_mm)},
-            "calibration": {"bq_per_ml_per_unit": self.calibration_bq_per_ml_per_unit},
+            "calibration": {} if self.calibration_bq_per_ml_per_unit is None else {
+                "bq_per_ml_per_unit": self.calibration_bq_per_ml_per_unit},
         }
         for table, values in tables.items():
             lines += ["", f"[{table}]"] + [f"{key} = {_toml_value(value)}" for key, value in values.items()]
@@ -179,6 +181,10 @@ class ReconstructionProtocol:
 def shipped_protocols() -> list[str]:
     """Names of the protocols shipped with petrecon."""
     return sorted(path.stem for path in PROTOCOL_DIR.glob("*.toml"))
+
+
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def _check_keys(source: str, table: str, values: dict, allowed: set[str]) -> None:

@@ -1,0 +1,221 @@
+"""Reconstruct a study container into a calibrated volume (Bq/ml at the scan start).
+
+Given a :class:`~petrecon.io.Container` (simulated, histogrammed list-mode or
+read from Interfile), :func:`reconstruct_study` assembles the system model
+``y_bar = m * (A x) + a`` from what the study carries and the protocol asks
+for, runs AW-OSEM, and scales the image to Bq/ml:
+
+``m`` = normalisation x attenuation factors x live fraction x frame duration
+    - normalisation: the ``normalisation`` sinogram (detection efficiency);
+    - attenuation: an explicit mu-map (argument ``mu``: CT- or Dixon-based),
+      else the ``attenuation_factors`` sinogram, else the ``mu_per_cm`` volume;
+    - dead time: the ``live_fraction`` attribute (scalar), when present.
+``a`` = randoms + scatter (expected counts)
+    - randoms: the ``randoms`` sinogram, else the fan-sum estimate from ``delays``;
+    - scatter: the ``scatter`` sinogram, else single-scatter simulation from the
+      current image and the mu-map, tail-fitted, alternated with the
+      reconstruction ``scatter_rounds`` times.
+
+The OSEM image is then in counts per second per unit of line integral; it
+becomes Bq/ml at the frame start by the calibration factor (the protocol's,
+else the study's ``calibration_bq_per_ml_per_unit`` attribute, else the
+simulator's ``1 / sensitivity_cps_per_bq_per_ml_mm``) divided by the
+isotope's positron fraction, and decay correction over the frame brings it to
+the scan start (DICOM DecayCorrection START). A correction the protocol asks
+for and the study cannot provide is an error naming what is missing and the
+switch that turns it off; a correction applied is listed with its DICOM
+CorrectedImage code (``NORM``, ``ATTN``, ``RAN``, ``SCAT``, ``DTIM``, ``DECY``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from petrecon.errors import ParameterError
+from petrecon.io.container import Container
+from petrecon.isotopes import get_isotope
+from petrecon.projectors.sinogram import SinogramProjector
+from petrecon.recon.corrections.decay import decay_correction_factor
+from petrecon.recon.corrections.randoms import randoms_from_delays
+from petrecon.recon.corrections.scatter import fit_scatter_tails, single_scatter
+from petrecon.recon.osem import osem
+from petrecon.recon.protocol import ReconstructionProtocol
+from petrecon.recon.resolution import ResolutionModelledProjector
+from petrecon.volume import ImageGrid, Volume
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyReconstruction:
+    """The calibrated volume and what went into it.
+
+    Attributes
+    ----------
+    volume : Volume
+        Activity concentration in Bq/ml at the scan start; ``metadata`` holds
+        units, the protocol, the corrections applied and the calibration.
+    corrected : tuple of str
+        DICOM CorrectedImage codes of the corrections applied.
+    scatter : numpy.ndarray or None
+        The scatter sinogram used (counts), None without scatter correction.
+    """
+
+    volume: Volume
+    corrected: tuple[str, ...]
+    scatter: np.ndarray | None
+
+
+def reconstruct_study(container: Container, protocol: ReconstructionProtocol = ReconstructionProtocol(), *,
+                      mu: Volume | None = None, progress: bool = True) -> StudyReconstruction:
+    """Reconstruct ``container`` with ``protocol`` (model and precedence in the module docstring).
+
+    Parameters
+    ----------
+    container : Container
+        Study with at least ``prompts`` and a layout.
+    protocol : ReconstructionProtocol
+        Reconstruction parameters and the corrections to apply.
+    mu : Volume, optional
+        mu-map (cm^-1) to use for attenuation (and scatter), e.g. from
+        :func:`petrecon.attenuation.ct_mu_map_on_grid`; any grid.
+    progress : bool
+        Progress bars.
+
+    Raises
+    ------
+    ParameterError
+        If the study lacks what a requested correction needs, or a calibration.
+    """
+    layout = container.layout
+    if layout is None or "prompts" not in container.sinograms:
+        raise ParameterError("the study has no prompts sinogram (and layout) to reconstruct")
+    prompts = np.asarray(container.sinograms["prompts"], dtype=np.float32)
+    corrections = protocol.corrections
+    grid = _image_grid(protocol, layout)
+    projector = SinogramProjector(layout, grid)
+    system = ResolutionModelledProjector(projector, protocol.psf_fwhm_mm) if protocol.psf_fwhm_mm > 0 else projector
+    duration_s = _attribute(container, "duration_s", float)
+    corrected: list[str] = []
+
+    efficiency = np.ones(layout.shape, np.float32)
+    if corrections.normalisation:
+        efficiency *= _sinogram(container, "normalisation", "normalisation")
+        corrected.append("NORM")
+    if corrections.dead_time and "live_fraction" in container.attributes:
+        efficiency *= np.float32(container.attributes["live_fraction"])
+        corrected.append("DTIM")
+    elif corrections.dead_time:
+        LOG.warning("the study carries no live_fraction: dead time not corrected")
+    mu_on_grid = _mu_on_grid(container, mu, grid)
+    estimate_scatter = corrections.scatter and (mu is not None or "scatter" not in container.sinograms)
+    if estimate_scatter and mu_on_grid is None:
+        raise ParameterError("scatter estimation needs a mu-map (give one, or turn scatter correction off)")
+    acf = _attenuation(container, mu, mu_on_grid, layout) if corrections.attenuation or estimate_scatter else None
+    multiplicative = efficiency * np.float32(duration_s)
+    if corrections.attenuation:
+        multiplicative = multiplicative * acf
+        corrected.append("ATTN")
+
+    randoms = np.zeros(layout.shape, np.float32)
+    if corrections.randoms:
+        randoms = _randoms(container, layout)
+        corrected.append("RAN")
+
+    scatter = None
+    if corrections.scatter and not estimate_scatter:
+        scatter = np.asarray(container.sinograms["scatter"], np.float32)
+    rounds = corrections.scatter_rounds + 1 if estimate_scatter else 1
+    for round_index in tqdm(range(rounds), desc="scatter rounds", disable=not progress or rounds == 1):
+        additive = randoms if scatter is None else randoms + scatter
+        image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem)
+        if round_index < rounds - 1:
+            unscaled = single_scatter(Volume(image, grid), mu_on_grid, layout)
+            scatter = fit_scatter_tails(unscaled, prompts, randoms, efficiency, acf).sinogram
+    if scatter is not None:
+        corrected.append("SCAT")
+
+    scale = _calibration(container, protocol) / _positron_fraction(container)
+    if corrections.decay:
+        half_life_s = _half_life_s(container)
+        scale *= decay_correction_factor(half_life_s, 0.0, duration_s)
+        corrected.append("DECY")
+    metadata = {"units": "Bq/ml", "protocol": protocol.to_dict(), "corrected_image": corrected,
+                "decay_correction": "START" if corrections.decay else "NONE",
+                "calibration_bq_per_ml_per_unit": _calibration(container, protocol)}
+    volume = Volume((image * np.float32(scale)).astype(np.float32), grid, metadata)
+    return StudyReconstruction(volume, tuple(corrected), scatter)
+
+
+def _image_grid(protocol: ReconstructionProtocol, layout) -> ImageGrid:
+    if protocol.image_shape is not None:
+        return ImageGrid.centred(protocol.image_shape, protocol.voxel_size_mm)
+    return ImageGrid.centred(layout.scanner.default_image_shape, layout.scanner.default_voxel_size_mm)
+
+
+def _attribute(container: Container, key: str, kind):
+    if key not in container.attributes:
+        raise ParameterError(f"the study carries no {key!r} attribute")
+    return kind(container.attributes[key])
+
+
+def _sinogram(container: Container, name: str, switch: str) -> np.ndarray:
+    if name not in container.sinograms:
+        raise ParameterError(f"the study has no {name!r} sinogram; provide it or turn {switch} correction off")
+    return np.asarray(container.sinograms[name], np.float32)
+
+
+def _mu_on_grid(container: Container, mu: Volume | None, grid: ImageGrid) -> Volume | None:
+    from petrecon.attenuation.resample import resample_to_grid
+
+    source = mu if mu is not None else container.volumes.get("mu_per_cm")
+    if source is None:
+        return None
+    return source if source.grid == grid else resample_to_grid(source, grid)
+
+
+def _attenuation(container: Container, mu: Volume | None, mu_on_grid: Volume | None, layout) -> np.ndarray:
+    from petrecon.attenuation.factors import attenuation_factors
+
+    if mu is None and "attenuation_factors" in container.sinograms:
+        return np.asarray(container.sinograms["attenuation_factors"], np.float32)
+    if mu_on_grid is None:
+        raise ParameterError("the study has neither attenuation factors nor a mu-map; give one (--mumap-ct, "
+                             "--mumap-dixon) or turn attenuation correction off")
+    return attenuation_factors(mu_on_grid, layout)
+
+
+def _randoms(container: Container, layout) -> np.ndarray:
+    if "randoms" in container.sinograms:
+        return np.asarray(container.sinograms["randoms"], np.float32)
+    if "delays" in container.sinograms:
+        return randoms_from_delays(layout, container.sinograms["delays"])
+    raise ParameterError("the study has neither a randoms nor a delays sinogram; turn randoms correction off")
+
+
+def _calibration(container: Container, protocol: ReconstructionProtocol) -> float:
+    if protocol.calibration_bq_per_ml_per_unit is not None:
+        return protocol.calibration_bq_per_ml_per_unit
+    attributes = container.attributes
+    if "calibration_bq_per_ml_per_unit" in attributes:
+        return float(attributes["calibration_bq_per_ml_per_unit"])
+    if "sensitivity_cps_per_bq_per_ml_mm" in attributes:
+        return 1.0 / float(attributes["sensitivity_cps_per_bq_per_ml_mm"])
+    raise ParameterError("no calibration: set [calibration] bq_per_ml_per_unit in the protocol "
+                         "(the scanner's cross-calibration factor from a uniform cylinder)")
+
+
+def _positron_fraction(container: Container) -> float:
+    if "positron_fraction" in container.attributes:
+        return float(container.attributes["positron_fraction"])
+    return get_isotope(_attribute(container, "isotope", str)).positron_fraction
+
+
+def _half_life_s(container: Container) -> float:
+    if "half_life_s" in container.attributes:
+        return float(container.attributes["half_life_s"])
+    return get_isotope(_attribute(container, "isotope", str)).half_life_s
