@@ -1,0 +1,223 @@
+"""The Joseph kernels' source, run on the CPU: same function as the numba kernels, without a GPU.
+
+The CUDA sources are plain C++ apart from a few CUDA names. With those
+names defined for the host (``__ldg`` a load, ``atomicAdd`` an add,
+``blockIdx``/``threadIdx`` globals set by a loop over the launch grid) g++
+compiles the very text CuPy compiles, and every thread runs one after the
+other. This checks the kernels' arithmetic, edge handling, TOF weights and
+sinogram indexing against numba on machines without a GPU; what it cannot
+check (concurrency of the atomics, the GPU's float rounding of erff, NVRTC
+itself) is left to the ``gpu``-marked tests. Skipped when g++ is absent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from petrecon.cuda.modules import kernel_source
+from petrecon.cuda.sinogram import axial_table, transaxial_table
+from petrecon.geometry import SinogramLayout, default_layout
+from petrecon.projectors import adjoint_lors, adjoint_lors_tof, forward_lors, forward_lors_tof
+from petrecon.projectors.sinogram import SinogramProjector
+from petrecon.volume import ImageGrid
+
+GXX = shutil.which("g++")
+pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is not installed")
+
+BLOCK = 256
+HOST_PRELUDE = r"""
+#include <math.h>
+#include <algorithm>
+using std::max;
+using std::min;
+struct dim { unsigned x, y, z; };
+static dim blockIdx, threadIdx, blockDim;
+#define __global__
+#define __device__
+#define __ldg(pointer) (*(pointer))
+static float atomicAdd(float* address, float value) { float old = *address; *address += value; return old; }
+template <class Kernel> static void launch(unsigned grid_x, unsigned grid_y, Kernel kernel) {
+    blockDim = {BLOCK, 1, 1};
+    for (unsigned y = 0; y < grid_y; ++y)
+        for (unsigned x = 0; x < grid_x; ++x)
+            for (unsigned t = 0; t < BLOCK; ++t) {
+                blockIdx = {x, y, 0};
+                threadIdx = {t, 0, 0};
+                kernel();
+            }
+}
+""".replace("BLOCK", str(BLOCK))
+
+LOR_ARGS = "const float* xs, const float* xe, long long n, const int* shape, const double* o, const double* v"
+SINO_ARGS = ("const float* xy1, const float* xy2, const float* z1, const float* z2, int ns, int nv, int nb, "
+             "const int* shape, const double* o, const double* v")
+TOF_ARGS = "const float* edges, int n_tof, float sigma"
+WRAPPERS = f"""
+extern "C" void host_forward_lors(const float* image, {LOR_ARGS}, float* out, unsigned gx) {{
+    launch(gx, 1, [&] {{ joseph_forward_lors(image, xs, xe, n, shape, o, v, out); }}); }}
+extern "C" void host_adjoint_lors(const float* values, {LOR_ARGS}, float* image, unsigned gx) {{
+    launch(gx, 1, [&] {{ joseph_adjoint_lors(values, xs, xe, n, shape, o, v, image); }}); }}
+extern "C" void host_forward_tof_lors(const float* image, const float* off, {LOR_ARGS}, {TOF_ARGS}, float* out,
+                                      unsigned gx) {{
+    launch(gx, n_tof, [&] {{ joseph_forward_tof_lors(image, xs, xe, off, n, shape, o, v, edges, n_tof, sigma, out); }}); }}
+extern "C" void host_adjoint_tof_lors(const float* values, const float* off, {LOR_ARGS}, {TOF_ARGS}, float* image,
+                                      unsigned gx) {{
+    launch(gx, 1, [&] {{ joseph_adjoint_tof_lors(values, xs, xe, off, n, shape, o, v, edges, n_tof, sigma, image); }}); }}
+extern "C" void host_forward_sinogram(const float* image, {SINO_ARGS}, float* out, unsigned gx) {{
+    launch(gx, 1, [&] {{ joseph_forward_sinogram(image, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, out); }}); }}
+extern "C" void host_adjoint_sinogram(const float* values, {SINO_ARGS}, float* image, unsigned gx) {{
+    launch(gx, 1, [&] {{ joseph_adjoint_sinogram(values, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, image); }}); }}
+extern "C" void host_forward_tof_sinogram(const float* image, {SINO_ARGS}, {TOF_ARGS}, float* out, unsigned gx) {{
+    launch(gx, n_tof, [&] {{ joseph_forward_tof_sinogram(image, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, edges,
+                                                         n_tof, sigma, out); }}); }}
+extern "C" void host_adjoint_tof_sinogram(const float* values, {SINO_ARGS}, {TOF_ARGS}, float* image, unsigned gx) {{
+    launch(gx, 1, [&] {{ joseph_adjoint_tof_sinogram(values, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, edges,
+                                                     n_tof, sigma, image); }}); }}
+"""
+
+SHAPE = (40, 36, 24)
+VOXEL_MM = np.array([2.0, 2.2, 2.5])
+ORIGIN_MM = -(np.array(SHAPE) - 1) / 2 * VOXEL_MM + np.array([0.3, -0.7, 0.1])
+EDGES_MM = (np.arange(14) - 6.5) * 312 * 0.1499
+SIGMA_MM = 555 * 0.1499 / (2 * np.sqrt(2 * np.log(2)))
+RELATIVE_TOLERANCE = 1e-5  # contract 4, as for the GPU itself
+
+
+class HostKernels:
+    """ctypes front end of the host-compiled kernels, numpy arrays in and out."""
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        self.library = library
+
+    def __call__(self, name: str, n_threads: int, *args) -> None:
+        converted = []
+        for arg in args:
+            if isinstance(arg, np.ndarray):
+                assert arg.flags.c_contiguous
+                converted.append(arg.ctypes.data_as(ctypes.c_void_p))
+            elif isinstance(arg, np.float32):
+                converted.append(ctypes.c_float(arg))
+            elif isinstance(arg, np.int64):
+                converted.append(ctypes.c_longlong(arg))
+            else:
+                converted.append(ctypes.c_int(arg))
+        converted.append(ctypes.c_uint((n_threads + BLOCK - 1) // BLOCK))
+        getattr(self.library, name)(*converted)
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("host_kernels")
+    source = folder / "kernels.cpp"
+    # Both files inline kernels/joseph.cuh; its include guard keeps the second copy out.
+    source.write_text(HOST_PRELUDE + kernel_source("joseph_lors.cu") + kernel_source("joseph_sinogram.cu") + WRAPPERS)
+    library = folder / "kernels.so"
+    command = [GXX, "-O2", "-std=c++14", "-shared", "-fPIC", "-ffp-contract=off", str(source), "-o", str(library)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return HostKernels(ctypes.CDLL(str(library)))
+
+
+def grid_args(shape=SHAPE, origin=ORIGIN_MM, voxel=VOXEL_MM) -> tuple:
+    return (np.asarray(shape, np.int32), np.ascontiguousarray(origin, np.float64),
+            np.ascontiguousarray(voxel, np.float64))
+
+
+def relative_difference(a, b) -> float:
+
+    return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b.astype(np.float64)))
+
+
+def mixed_lors(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Random, near-axial, axis-aligned (through voxel centres), image-missing and zero-length LORs."""
+    rng = np.random.default_rng(seed)
+    half_mm = np.array(SHAPE) * VOXEL_MM / 2
+    centres = rng.uniform(-half_mm, half_mm, size=(n, 3))
+    d = rng.normal(size=(n, 3))
+    d[: n // 10, :2] *= 0.05
+    d[n // 10: n // 5] = np.eye(3)[rng.integers(0, 3, n // 10)]
+    centres[n // 10: n // 5] = ORIGIN_MM + rng.integers(0, 20, (n // 10, 3)) * VOXEL_MM
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    centres[n // 5: n // 5 + 50] += 500.0
+    xs, xe = centres - 150.0 * d, centres + 150.0 * d
+    xe[-20:] = xs[-20:]
+    return xs.astype(np.float32), xe.astype(np.float32)
+
+
+def test_lor_kernels_compute_the_numba_function(host):
+    xs, xe = mixed_lors(1)
+    n = xs.shape[0]
+    rng = np.random.default_rng(2)
+    image = rng.random(SHAPE, dtype=np.float32)
+    values = rng.random(n).astype(np.float32)
+    out = np.empty(n, np.float32)
+    host("host_forward_lors", n, image, xs, xe, np.int64(n), *grid_args(), out)
+    assert relative_difference(out, forward_lors(image, xs, xe, ORIGIN_MM, VOXEL_MM)) < RELATIVE_TOLERANCE
+    back = np.zeros(SHAPE, np.float32)
+    host("host_adjoint_lors", n, values, xs, xe, np.int64(n), *grid_args(), back)
+    cpu_back = adjoint_lors(values, xs, xe, SHAPE, ORIGIN_MM, VOXEL_MM)
+    assert relative_difference(back, cpu_back) < RELATIVE_TOLERANCE
+
+
+@pytest.mark.parametrize("fwhm_scale", [1.0, 0.3])
+def test_tof_lor_kernels_compute_the_numba_function(host, fwhm_scale):
+    xs, xe = mixed_lors(3)
+    n = xs.shape[0]
+    rng = np.random.default_rng(4)
+    offsets = rng.uniform(-20, 20, n).astype(np.float32)
+    image = rng.random(SHAPE, dtype=np.float32)
+    values = rng.random((n, 13)).astype(np.float32)
+    sigma = np.float32(SIGMA_MM * fwhm_scale)
+    tof = (EDGES_MM.astype(np.float32), 13, sigma)
+    cpu_args = (EDGES_MM, SIGMA_MM * fwhm_scale * 2 * np.sqrt(2 * np.log(2)), offsets)
+    out = np.empty((n, 13), np.float32)
+    host("host_forward_tof_lors", n, image, offsets, xs, xe, np.int64(n), *grid_args(), *tof, out)
+    cpu = forward_lors_tof(image, xs, xe, ORIGIN_MM, VOXEL_MM, *cpu_args)
+    assert relative_difference(out, cpu) < RELATIVE_TOLERANCE
+    back = np.zeros(SHAPE, np.float32)
+    host("host_adjoint_tof_lors", n, values, offsets, xs, xe, np.int64(n), *grid_args(), *tof, back)
+    cpu_back = adjoint_lors_tof(values, xs, xe, SHAPE, ORIGIN_MM, VOXEL_MM, *cpu_args)
+    assert relative_difference(back, cpu_back) < RELATIVE_TOLERANCE
+
+
+def _tof_test_layout() -> SinogramLayout:
+    import dataclasses
+
+    from petrecon.geometry import TofSpec, get_scanner
+
+    scanner = dataclasses.replace(get_scanner("test"), tof=TofSpec(n_bins=9, bin_width_ps=312.0, fwhm_ps=555.0))
+    plain = default_layout("test")
+    return SinogramLayout(scanner, plain.span, plain.max_ring_difference, plain.n_radial_bins, 2, use_tof=True)
+
+
+@pytest.mark.parametrize("layout", [default_layout("test"), _tof_test_layout()], ids=["non-tof", "tof-mashed"])
+def test_sinogram_kernels_compute_the_cpu_front_end(host, layout):
+    scanner = layout.scanner
+    grid = ImageGrid.centred(scanner.default_image_shape, scanner.default_voxel_size_mm)
+    views = np.arange(1, layout.n_views, 3)
+    cpu = SinogramProjector(layout, grid, views=views, backend="cpu")
+    xy1, xy2 = transaxial_table(layout, views)
+    z1, z2 = axial_table(layout)
+    geometry = (xy1, xy2, z1, z2, layout.n_sinograms, len(views), layout.n_radial_bins,
+                *grid_args(grid.shape, grid.origin_mm, grid.voxel_size_mm))
+    n_lors = layout.n_sinograms * len(views) * layout.n_radial_bins
+    rng = np.random.default_rng(5)
+    image = rng.random(grid.shape, dtype=np.float32)
+    sinogram = rng.random(cpu.out_shape, dtype=np.float32)
+    out = np.empty(cpu.out_shape, np.float32)
+    back = np.zeros(grid.shape, np.float32)
+    if layout.use_tof:
+        tof = (np.asarray(layout.tof_bin_edges_mm, np.float32), layout.n_tof_bins,
+               np.float32(scanner.tof.fwhm_mm / (2 * np.sqrt(2 * np.log(2)))))
+        host("host_forward_tof_sinogram", n_lors, image, *geometry, *tof, out)
+        host("host_adjoint_tof_sinogram", n_lors, sinogram, *geometry, *tof, back)
+    else:
+        host("host_forward_sinogram", n_lors, image, *geometry, out)
+        host("host_adjoint_sinogram", n_lors, sinogram, *geometry, back)
+    assert relative_difference(out, cpu.forward(image)) < RELATIVE_TOLERANCE
+    assert relative_difference(back, cpu.adjoint(sinogram)) < RELATIVE_TOLERANCE
