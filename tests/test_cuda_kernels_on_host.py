@@ -1,25 +1,21 @@
 """The Joseph kernels' source, run on the CPU: same function as the numba kernels, without a GPU.
 
-The CUDA sources are plain C++ apart from a few CUDA names. With those
-names defined for the host (``__ldg`` a load, ``atomicAdd`` an add,
-``blockIdx``/``threadIdx`` globals set by a loop over the launch grid) g++
-compiles the very text CuPy compiles, and every thread runs one after the
-other. This checks the kernels' arithmetic, edge handling, TOF weights and
-sinogram indexing against numba on machines without a GPU; what it cannot
-check (concurrency of the atomics, the GPU's float rounding of erff, NVRTC
-itself) is left to the ``gpu``-marked tests. Skipped when g++ is absent.
+:mod:`petrecon.cuda.host` compiles the very text CuPy compiles with g++ and
+runs the threads one after the other. This checks the kernels' arithmetic,
+edge handling, TOF weights and sinogram indexing against numba on machines
+without a GPU; what it cannot check (concurrency of the atomics, the GPU's
+rounding of erff, NVRTC itself) is left to the ``gpu``-marked tests.
+Skipped when g++ is absent.
 """
 
 from __future__ import annotations
 
-import ctypes
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
-from petrecon.cuda.modules import kernel_source
+from petrecon.cuda.host import compile_for_host
 from petrecon.cuda.sinogram import axial_table, transaxial_table
 from petrecon.geometry import SinogramLayout, default_layout
 from petrecon.projectors import adjoint_lors, adjoint_lors_tof, forward_lors, forward_lors_tof
@@ -30,53 +26,32 @@ GXX = shutil.which("g++")
 pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is not installed")
 
 BLOCK = 256
-HOST_PRELUDE = r"""
-#include <math.h>
-#include <algorithm>
-using std::max;
-using std::min;
-struct dim { unsigned x, y, z; };
-static dim blockIdx, threadIdx, blockDim;
-#define __global__
-#define __device__
-#define __ldg(pointer) (*(pointer))
-static float atomicAdd(float* address, float value) { float old = *address; *address += value; return old; }
-template <class Kernel> static void launch(unsigned grid_x, unsigned grid_y, Kernel kernel) {
-    blockDim = {BLOCK, 1, 1};
-    for (unsigned y = 0; y < grid_y; ++y)
-        for (unsigned x = 0; x < grid_x; ++x)
-            for (unsigned t = 0; t < BLOCK; ++t) {
-                blockIdx = {x, y, 0};
-                threadIdx = {t, 0, 0};
-                kernel();
-            }
-}
-""".replace("BLOCK", str(BLOCK))
 
 LOR_ARGS = "const float* xs, const float* xe, long long n, const int* shape, const double* o, const double* v"
 SINO_ARGS = ("const float* xy1, const float* xy2, const float* z1, const float* z2, int ns, int nv, int nb, "
              "const int* shape, const double* o, const double* v")
 TOF_ARGS = "const float* edges, int n_tof, float sigma"
 WRAPPERS = f"""
+static const unsigned BLOCK = {BLOCK};
 extern "C" void host_forward_lors(const float* image, {LOR_ARGS}, float* out, unsigned gx) {{
-    launch(gx, 1, [&] {{ joseph_forward_lors(image, xs, xe, n, shape, o, v, out); }}); }}
+    launch(gx, 1, BLOCK, [&] {{ joseph_forward_lors(image, xs, xe, n, shape, o, v, out); }}); }}
 extern "C" void host_adjoint_lors(const float* values, {LOR_ARGS}, float* image, unsigned gx) {{
-    launch(gx, 1, [&] {{ joseph_adjoint_lors(values, xs, xe, n, shape, o, v, image); }}); }}
+    launch(gx, 1, BLOCK, [&] {{ joseph_adjoint_lors(values, xs, xe, n, shape, o, v, image); }}); }}
 extern "C" void host_forward_tof_lors(const float* image, const float* off, {LOR_ARGS}, {TOF_ARGS}, float* out,
                                       unsigned gx) {{
-    launch(gx, n_tof, [&] {{ joseph_forward_tof_lors(image, xs, xe, off, n, shape, o, v, edges, n_tof, sigma, out); }}); }}
+    launch(gx, n_tof, BLOCK, [&] {{ joseph_forward_tof_lors(image, xs, xe, off, n, shape, o, v, edges, n_tof, sigma, out); }}); }}
 extern "C" void host_adjoint_tof_lors(const float* values, const float* off, {LOR_ARGS}, {TOF_ARGS}, float* image,
                                       unsigned gx) {{
-    launch(gx, 1, [&] {{ joseph_adjoint_tof_lors(values, xs, xe, off, n, shape, o, v, edges, n_tof, sigma, image); }}); }}
+    launch(gx, 1, BLOCK, [&] {{ joseph_adjoint_tof_lors(values, xs, xe, off, n, shape, o, v, edges, n_tof, sigma, image); }}); }}
 extern "C" void host_forward_sinogram(const float* image, {SINO_ARGS}, float* out, unsigned gx) {{
-    launch(gx, 1, [&] {{ joseph_forward_sinogram(image, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, out); }}); }}
+    launch(gx, 1, BLOCK, [&] {{ joseph_forward_sinogram(image, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, out); }}); }}
 extern "C" void host_adjoint_sinogram(const float* values, {SINO_ARGS}, float* image, unsigned gx) {{
-    launch(gx, 1, [&] {{ joseph_adjoint_sinogram(values, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, image); }}); }}
+    launch(gx, 1, BLOCK, [&] {{ joseph_adjoint_sinogram(values, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, image); }}); }}
 extern "C" void host_forward_tof_sinogram(const float* image, {SINO_ARGS}, {TOF_ARGS}, float* out, unsigned gx) {{
-    launch(gx, n_tof, [&] {{ joseph_forward_tof_sinogram(image, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, edges,
+    launch(gx, n_tof, BLOCK, [&] {{ joseph_forward_tof_sinogram(image, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, edges,
                                                          n_tof, sigma, out); }}); }}
 extern "C" void host_adjoint_tof_sinogram(const float* values, {SINO_ARGS}, {TOF_ARGS}, float* image, unsigned gx) {{
-    launch(gx, 1, [&] {{ joseph_adjoint_tof_sinogram(values, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, edges,
+    launch(gx, 1, BLOCK, [&] {{ joseph_adjoint_tof_sinogram(values, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, edges,
                                                      n_tof, sigma, image); }}); }}
 """
 
@@ -88,39 +63,14 @@ SIGMA_MM = 555 * 0.1499 / (2 * np.sqrt(2 * np.log(2)))
 RELATIVE_TOLERANCE = 1e-5  # contract 4, as for the GPU itself
 
 
-class HostKernels:
-    """ctypes front end of the host-compiled kernels, numpy arrays in and out."""
-
-    def __init__(self, library: ctypes.CDLL) -> None:
-        self.library = library
-
-    def __call__(self, name: str, n_threads: int, *args) -> None:
-        converted = []
-        for arg in args:
-            if isinstance(arg, np.ndarray):
-                assert arg.flags.c_contiguous
-                converted.append(arg.ctypes.data_as(ctypes.c_void_p))
-            elif isinstance(arg, np.float32):
-                converted.append(ctypes.c_float(arg))
-            elif isinstance(arg, np.int64):
-                converted.append(ctypes.c_longlong(arg))
-            else:
-                converted.append(ctypes.c_int(arg))
-        converted.append(ctypes.c_uint((n_threads + BLOCK - 1) // BLOCK))
-        getattr(self.library, name)(*converted)
-
-
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("host_kernels")
-    source = folder / "kernels.cpp"
-    # Both files inline kernels/joseph.cuh; its include guard keeps the second copy out.
-    source.write_text(HOST_PRELUDE + kernel_source("joseph_lors.cu") + kernel_source("joseph_sinogram.cu") + WRAPPERS)
-    library = folder / "kernels.so"
-    command = [GXX, "-O2", "-std=c++14", "-shared", "-fPIC", "-ffp-contract=off", str(source), "-o", str(library)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return HostKernels(ctypes.CDLL(str(library)))
+    return compile_for_host(["joseph_lors.cu", "joseph_sinogram.cu"], WRAPPERS, tmp_path_factory.mktemp("host"))
+
+
+def blocks(n_threads: int) -> np.uint32:
+    """Launch grid size for one thread per item."""
+    return np.uint32((n_threads + BLOCK - 1) // BLOCK)
 
 
 def grid_args(shape=SHAPE, origin=ORIGIN_MM, voxel=VOXEL_MM) -> tuple:
@@ -156,10 +106,10 @@ def test_lor_kernels_compute_the_numba_function(host):
     image = rng.random(SHAPE, dtype=np.float32)
     values = rng.random(n).astype(np.float32)
     out = np.empty(n, np.float32)
-    host("host_forward_lors", n, image, xs, xe, np.int64(n), *grid_args(), out)
+    host("host_forward_lors", image, xs, xe, np.int64(n), *grid_args(), out, blocks(n))
     assert relative_difference(out, forward_lors(image, xs, xe, ORIGIN_MM, VOXEL_MM)) < RELATIVE_TOLERANCE
     back = np.zeros(SHAPE, np.float32)
-    host("host_adjoint_lors", n, values, xs, xe, np.int64(n), *grid_args(), back)
+    host("host_adjoint_lors", values, xs, xe, np.int64(n), *grid_args(), back, blocks(n))
     cpu_back = adjoint_lors(values, xs, xe, SHAPE, ORIGIN_MM, VOXEL_MM)
     assert relative_difference(back, cpu_back) < RELATIVE_TOLERANCE
 
@@ -176,11 +126,11 @@ def test_tof_lor_kernels_compute_the_numba_function(host, fwhm_scale):
     tof = (EDGES_MM.astype(np.float32), 13, sigma)
     cpu_args = (EDGES_MM, SIGMA_MM * fwhm_scale * 2 * np.sqrt(2 * np.log(2)), offsets)
     out = np.empty((n, 13), np.float32)
-    host("host_forward_tof_lors", n, image, offsets, xs, xe, np.int64(n), *grid_args(), *tof, out)
+    host("host_forward_tof_lors", image, offsets, xs, xe, np.int64(n), *grid_args(), *tof, out, blocks(n))
     cpu = forward_lors_tof(image, xs, xe, ORIGIN_MM, VOXEL_MM, *cpu_args)
     assert relative_difference(out, cpu) < RELATIVE_TOLERANCE
     back = np.zeros(SHAPE, np.float32)
-    host("host_adjoint_tof_lors", n, values, offsets, xs, xe, np.int64(n), *grid_args(), *tof, back)
+    host("host_adjoint_tof_lors", values, offsets, xs, xe, np.int64(n), *grid_args(), *tof, back, blocks(n))
     cpu_back = adjoint_lors_tof(values, xs, xe, SHAPE, ORIGIN_MM, VOXEL_MM, *cpu_args)
     assert relative_difference(back, cpu_back) < RELATIVE_TOLERANCE
 
@@ -214,10 +164,10 @@ def test_sinogram_kernels_compute_the_cpu_front_end(host, layout):
     if layout.use_tof:
         tof = (np.asarray(layout.tof_bin_edges_mm, np.float32), layout.n_tof_bins,
                np.float32(scanner.tof.fwhm_mm / (2 * np.sqrt(2 * np.log(2)))))
-        host("host_forward_tof_sinogram", n_lors, image, *geometry, *tof, out)
-        host("host_adjoint_tof_sinogram", n_lors, sinogram, *geometry, *tof, back)
+        host("host_forward_tof_sinogram", image, *geometry, *tof, out, blocks(n_lors))
+        host("host_adjoint_tof_sinogram", sinogram, *geometry, *tof, back, blocks(n_lors))
     else:
-        host("host_forward_sinogram", n_lors, image, *geometry, out)
-        host("host_adjoint_sinogram", n_lors, sinogram, *geometry, back)
+        host("host_forward_sinogram", image, *geometry, out, blocks(n_lors))
+        host("host_adjoint_sinogram", sinogram, *geometry, back, blocks(n_lors))
     assert relative_difference(out, cpu.forward(image)) < RELATIVE_TOLERANCE
     assert relative_difference(back, cpu.adjoint(sinogram)) < RELATIVE_TOLERANCE

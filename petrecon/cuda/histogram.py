@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from petrecon.backend import cupy
+from petrecon.backend import array_module, cupy
 from petrecon.cuda.modules import get_kernel
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout
@@ -131,6 +131,26 @@ def histogram_words_numpy(words: np.ndarray, layout: SinogramLayout, start_ms: i
     return prompts, delays, n_dropped
 
 
+def chunk_start_times(chunk_last_ms):
+    """Time in effect at the start of each chunk: the last tag of the closest earlier chunk with one, else 0.
+
+    Parameters
+    ----------
+    chunk_last_ms : ndarray of int32 (numpy or CuPy)
+        Value of the last time tag of every chunk, -1 for chunks without one.
+
+    Examples
+    --------
+    >>> chunk_start_times(np.array([-1, 7, -1, -1, 9, -1], np.int32)).tolist()
+    [0, 0, 7, 7, 7, 9]
+    """
+    xp = array_module(chunk_last_ms)
+    has_tag = chunk_last_ms >= 0
+    earlier_tagged = xp.cumsum(has_tag) - has_tag
+    starts = xp.concatenate([xp.zeros(1, xp.int32), chunk_last_ms[has_tag].astype(xp.int32)])[earlier_tagged]
+    return xp.ascontiguousarray(starts, dtype=xp.int32)
+
+
 def histogram_words_cuda(words, layout: SinogramLayout, start_ms: int = 0, end_ms: int | None = None):
     """Histogram PETLINK words into prompt and delay sinograms on the GPU.
 
@@ -167,10 +187,6 @@ def histogram_words_cuda(words, layout: SinogramLayout, start_ms: int = 0, end_m
     chunk_args = (words, np.int64(words.size), np.int64(CHUNK_WORDS))
     chunk_last_ms = cp.empty(n_chunks, dtype=cp.int32)
     get_kernel(SOURCE, "petlink_chunk_last_time")((n_chunks,), (BLOCK_THREADS,), (*chunk_args, chunk_last_ms))
-    # Time in effect at each chunk start: the last tag of the closest earlier chunk that has one, else 0.
-    has_tag = chunk_last_ms >= 0
-    earlier_tagged = cp.cumsum(has_tag) - has_tag
-    chunk_start_ms = cp.concatenate([cp.zeros(1, cp.int32), chunk_last_ms[has_tag]])[earlier_tagged]
     span1_map = cp.asarray(layout.span1_sinogram_map(), dtype=cp.int32)
     get_kernel(SOURCE, "petlink_histogram")(
         (n_chunks,), (BLOCK_THREADS,),
