@@ -50,3 +50,28 @@ def test_every_kernel_the_wrappers_launch_exists_in_its_source():
     assert len(launched) == 10  # 4 LOR-array, 4 sinogram, 2 histogram kernels
     for source, name in launched:
         assert re.search(rf'extern "C" __global__ void {name}\(', kernel_source(source)), (source, name)
+
+
+def _nvrtc():
+    """CuPy's NVRTC binding if CuPy and an NVRTC library are installed (no GPU needed), else None."""
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+    except Exception:  # ImportError without CuPy; a loader error without libnvrtc
+        return None
+    return nvrtc
+
+
+@pytest.mark.skipif(_nvrtc() is None, reason="CuPy's NVRTC (libnvrtc) is not installed")
+@pytest.mark.parametrize("source", SOURCES)
+def test_kernel_source_compiles_with_nvrtc_as_cupy_does(source):
+    from petrecon.cuda.modules import COMPILE_OPTIONS
+
+    nvrtc = _nvrtc()
+    program = nvrtc.createProgram(kernel_source(source), source, [], [])
+    try:
+        nvrtc.compileProgram(program, ["-arch=compute_90", *COMPILE_OPTIONS])
+    except Exception as error:
+        pytest.fail(f"NVRTC rejected {source}: {error}\n{nvrtc.getProgramLog(program)}")
+    assert ".entry" in nvrtc.getPTX(program)
