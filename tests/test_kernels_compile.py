@@ -74,4 +74,4 @@ def test_kernel_source_compiles_with_nvrtc_as_cupy_does(source):
         nvrtc.compileProgram(program, ["-arch=compute_90", *COMPILE_OPTIONS])
     except Exception as error:
         pytest.fail(f"NVRTC rejected {source}: {error}\n{nvrtc.getProgramLog(program)}")
-    assert ".entry" in nvrtc.getPTX(program)
+    assert b".entry" in nvrtc.getPTX(program)
