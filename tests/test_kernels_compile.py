@@ -25,7 +25,7 @@ TARGETS = {"sm_90-cubin": ["-arch=sm_90", "-cubin"], "compute_75-ptx": ["-arch=c
 
 
 def test_the_kernels_folder_ships_the_sources():
-    assert {"joseph_lors.cu", "joseph_sinogram.cu", "histogram.cu"} <= set(SOURCES)
+    assert {"joseph_lors.cu", "joseph_sinogram.cu", "histogram.cu", "peak.cu"} <= set(SOURCES)
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
@@ -44,10 +44,10 @@ def test_every_kernel_the_wrappers_launch_exists_in_its_source():
     launched = set()
     for path in wrappers.glob("*.py"):
         text = path.read_text()
-        source = re.search(r'^SOURCE = "([^"]+)"', text, re.MULTILINE)
-        for name in re.findall(r'get_kernel\(SOURCE, "(\w+)"\)', text):
-            launched.add((source.group(1), name))
-    assert len(launched) == 10  # 4 LOR-array, 4 sinogram, 2 histogram kernels
+        constant = re.search(r'^SOURCE = "([^"]+)"', text, re.MULTILINE)
+        for source, name in re.findall(r'get_kernel\((SOURCE|"[^"]+"), "(\w+)"\)', text):
+            launched.add((constant.group(1) if source == "SOURCE" else source.strip('"'), name))
+    assert len(launched) == 11  # 4 LOR-array, 4 sinogram, 2 histogram kernels, the FLOP/s probe
     for source, name in launched:
         assert re.search(rf'extern "C" __global__ void {name}\(', kernel_source(source)), (source, name)
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from petrecon.backend import cupy
+from petrecon.cuda.modules import get_kernel
 from petrecon.geometry import SinogramLayout
 from petrecon.projectors.joseph import lor_setup
 from petrecon.volume import ImageGrid
@@ -183,6 +185,47 @@ def osem_work(count: JosephCount, n_iterations: int = 4) -> Work:
 def histogram_work(n_words: int, n_events: int, n_bins: int) -> Work:
     """PETLINK histogram: two passes over the words, a zeroed prompt and delay sinogram, one atomic per event."""
     return Work("histogram", 8.0 * n_words + 2 * 4.0 * n_bins + BYTES_PER_RANDOM_ATOMIC * n_events, 0.0)
+
+
+PEAK_CHAINS = 8
+"""Independent FMA chains per thread in kernels/peak.cu."""
+
+
+def _best_seconds(run, repeats: int) -> float:
+    """Shortest of ``repeats`` timings of ``run()`` with CUDA events (after one warm-up run)."""
+    cp = cupy()
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        run()
+        stop.record()
+        stop.synchronize()
+        best = min(best, cp.cuda.get_elapsed_time(start, stop) / 1e3)
+    return best
+
+
+def measure_gpu(copy_bytes: int = 2 * 2**30, repeats: int = 5) -> GpuSpec:
+    """Bandwidth and float32 FLOP/s measured on the current device (needs CuPy and a GPU).
+
+    Bandwidth: a device-to-device copy of ``copy_bytes`` (read + write, so
+    ``2 * copy_bytes`` moved). FLOP/s: kernels/peak.cu, 2 flops per FMA.
+    """
+    cp = cupy()
+    source = cp.empty(copy_bytes // 4, dtype=cp.float32)
+    target = cp.empty_like(source)
+    copy_s = _best_seconds(lambda: target.__setitem__(Ellipsis, source), repeats)
+    device = cp.cuda.Device()
+    n_sms = device.attributes["MultiProcessorCount"]
+    blocks, threads, iterations = 64 * n_sms, 256, 4096
+    out = cp.empty(blocks * threads, dtype=cp.float32)
+    kernel = get_kernel("peak.cu", "fma_peak")
+    args = (out, np.int32(iterations), np.float32(0.999), np.float32(1e-3))
+    fma_s = _best_seconds(lambda: kernel((blocks,), (threads,), args), repeats)
+    name = cp.cuda.runtime.getDeviceProperties(device.id)["name"].decode()
+    return GpuSpec(f"{name} (measured)", 2 * copy_bytes / copy_s,
+                   2.0 * PEAK_CHAINS * iterations * blocks * threads / fma_s)
 
 
 def _report() -> str:  # pragma: no cover - the command-line table
