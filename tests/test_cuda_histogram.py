@@ -150,27 +150,12 @@ def test_tof_layouts_are_rejected():
 
 # ----- the kernel source on the host (g++, one thread per block) ----------------------------
 
-HOST_WRAPPERS = """
-extern "C" void host_histogram(const unsigned* words, long long n, long long chunk, int n_chunks, int* chunk_last,
-                               const int* map, int nv1, int nb, long long size, int mash, int nv, long long start,
-                               long long end, unsigned* prompts, unsigned* delays, unsigned long long* dropped,
-                               const int* chunk_start) {
-    if (!chunk_start) {
-        launch(n_chunks, 1, 1, [&] { petlink_chunk_last_time(words, n, chunk, chunk_last); });
-        return;
-    }
-    launch(n_chunks, 1, 1, [&] { petlink_histogram(words, n, chunk, chunk_start, start, end, map, nv1, nb, size,
-                                                   mash, nv, prompts, delays, dropped); });
-}
-"""
-
-
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 @pytest.mark.parametrize("chunk_words", [1, 7, 4096])
 def test_histogram_kernel_source_on_the_host_equals_the_reference(chunk_words, tmp_path):
     from petrecon.cuda.host import compile_for_host
 
-    host = compile_for_host(["histogram.cu"], HOST_WRAPPERS, tmp_path)
+    host = compile_for_host(["histogram.cu"], tmp_path)
     layout = mashed_layout()
     listmode = layout.listmode_layout()
     words, *_ = random_stream(layout, 3000, 25, seed=2)
@@ -180,12 +165,12 @@ def test_histogram_kernel_source_on_the_host_equals_the_reference(chunk_words, t
     prompts = np.zeros(layout.shape, np.uint32)
     delays = np.zeros(layout.shape, np.uint32)
     dropped = np.zeros(1, np.uint64)
-    args = [words, np.int64(words.size), np.int64(chunk_words), n_chunks, chunk_last,
-            layout.span1_sinogram_map().astype(np.int32), listmode.n_views, listmode.n_radial_bins,
-            np.int64(span1_size(layout)), layout.view_mashing, layout.n_views, np.int64(0), np.int64(20),
-            prompts, delays, dropped]
-    host("host_histogram", *args, None)
-    host("host_histogram", *args, chunk_start_times(chunk_last))
+    chunk_args = (words, np.int64(words.size), np.int64(chunk_words))
+    # One thread per block: the host runs threads in turn, so the warp scan cannot be emulated.
+    host.launch("petlink_chunk_last_time", (n_chunks,), 1, *chunk_args, chunk_last)
+    host.launch("petlink_histogram", (n_chunks,), 1, *chunk_args, chunk_start_times(chunk_last), np.int64(0),
+                np.int64(20), layout.span1_sinogram_map().astype(np.int32), listmode.n_views, listmode.n_radial_bins,
+                np.int64(span1_size(layout)), layout.view_mashing, layout.n_views, prompts, delays, dropped)
     reference = histogram_words_numpy(words, layout, 0, 20)
     np.testing.assert_array_equal(prompts, reference[0])
     np.testing.assert_array_equal(delays, reference[1])

@@ -27,34 +27,6 @@ pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is not installed")
 
 BLOCK = 256
 
-LOR_ARGS = "const float* xs, const float* xe, long long n, const int* shape, const double* o, const double* v"
-SINO_ARGS = ("const float* xy1, const float* xy2, const float* z1, const float* z2, int ns, int nv, int nb, "
-             "const int* shape, const double* o, const double* v")
-TOF_ARGS = "const float* edges, int n_tof, float sigma"
-WRAPPERS = f"""
-static const unsigned BLOCK = {BLOCK};
-extern "C" void host_forward_lors(const float* image, {LOR_ARGS}, float* out, unsigned gx) {{
-    launch(gx, 1, BLOCK, [&] {{ joseph_forward_lors(image, xs, xe, n, shape, o, v, out); }}); }}
-extern "C" void host_adjoint_lors(const float* values, {LOR_ARGS}, float* image, unsigned gx) {{
-    launch(gx, 1, BLOCK, [&] {{ joseph_adjoint_lors(values, xs, xe, n, shape, o, v, image); }}); }}
-extern "C" void host_forward_tof_lors(const float* image, const float* off, {LOR_ARGS}, {TOF_ARGS}, float* out,
-                                      unsigned gx) {{
-    launch(gx, n_tof, BLOCK, [&] {{ joseph_forward_tof_lors(image, xs, xe, off, n, shape, o, v, edges, n_tof, sigma, out); }}); }}
-extern "C" void host_adjoint_tof_lors(const float* values, const float* off, {LOR_ARGS}, {TOF_ARGS}, float* image,
-                                      unsigned gx) {{
-    launch(gx, 1, BLOCK, [&] {{ joseph_adjoint_tof_lors(values, xs, xe, off, n, shape, o, v, edges, n_tof, sigma, image); }}); }}
-extern "C" void host_forward_sinogram(const float* image, {SINO_ARGS}, float* out, unsigned gx) {{
-    launch(gx, 1, BLOCK, [&] {{ joseph_forward_sinogram(image, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, out); }}); }}
-extern "C" void host_adjoint_sinogram(const float* values, {SINO_ARGS}, float* image, unsigned gx) {{
-    launch(gx, 1, BLOCK, [&] {{ joseph_adjoint_sinogram(values, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, image); }}); }}
-extern "C" void host_forward_tof_sinogram(const float* image, {SINO_ARGS}, {TOF_ARGS}, float* out, unsigned gx) {{
-    launch(gx, n_tof, BLOCK, [&] {{ joseph_forward_tof_sinogram(image, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, edges,
-                                                         n_tof, sigma, out); }}); }}
-extern "C" void host_adjoint_tof_sinogram(const float* values, {SINO_ARGS}, {TOF_ARGS}, float* image, unsigned gx) {{
-    launch(gx, 1, BLOCK, [&] {{ joseph_adjoint_tof_sinogram(values, xy1, xy2, z1, z2, ns, nv, nb, shape, o, v, edges,
-                                                     n_tof, sigma, image); }}); }}
-"""
-
 SHAPE = (40, 36, 24)
 VOXEL_MM = np.array([2.0, 2.2, 2.5])
 ORIGIN_MM = -(np.array(SHAPE) - 1) / 2 * VOXEL_MM + np.array([0.3, -0.7, 0.1])
@@ -65,12 +37,12 @@ RELATIVE_TOLERANCE = 1e-5  # contract 4, as for the GPU itself
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
-    return compile_for_host(["joseph_lors.cu", "joseph_sinogram.cu"], WRAPPERS, tmp_path_factory.mktemp("host"))
+    return compile_for_host(["joseph_lors.cu", "joseph_sinogram.cu"], tmp_path_factory.mktemp("host"))
 
 
-def blocks(n_threads: int) -> np.uint32:
-    """Launch grid size for one thread per item."""
-    return np.uint32((n_threads + BLOCK - 1) // BLOCK)
+def run(host, name: str, n_threads: int, *args, n_tof: int = 1) -> None:
+    """Launch ``name`` with one thread per item (and per TOF bin for the TOF forward), as the wrappers do."""
+    host.launch(name, ((n_threads + BLOCK - 1) // BLOCK, n_tof), BLOCK, *args)
 
 
 def grid_args(shape=SHAPE, origin=ORIGIN_MM, voxel=VOXEL_MM) -> tuple:
@@ -106,10 +78,10 @@ def test_lor_kernels_compute_the_numba_function(host):
     image = rng.random(SHAPE, dtype=np.float32)
     values = rng.random(n).astype(np.float32)
     out = np.empty(n, np.float32)
-    host("host_forward_lors", image, xs, xe, np.int64(n), *grid_args(), out, blocks(n))
+    run(host, "joseph_forward_lors", n, image, xs, xe, np.int64(n), *grid_args(), out)
     assert relative_difference(out, forward_lors(image, xs, xe, ORIGIN_MM, VOXEL_MM)) < RELATIVE_TOLERANCE
     back = np.zeros(SHAPE, np.float32)
-    host("host_adjoint_lors", values, xs, xe, np.int64(n), *grid_args(), back, blocks(n))
+    run(host, "joseph_adjoint_lors", n, values, xs, xe, np.int64(n), *grid_args(), back)
     cpu_back = adjoint_lors(values, xs, xe, SHAPE, ORIGIN_MM, VOXEL_MM)
     assert relative_difference(back, cpu_back) < RELATIVE_TOLERANCE
 
@@ -126,11 +98,11 @@ def test_tof_lor_kernels_compute_the_numba_function(host, fwhm_scale):
     tof = (EDGES_MM.astype(np.float32), 13, sigma)
     cpu_args = (EDGES_MM, SIGMA_MM * fwhm_scale * 2 * np.sqrt(2 * np.log(2)), offsets)
     out = np.empty((n, 13), np.float32)
-    host("host_forward_tof_lors", image, offsets, xs, xe, np.int64(n), *grid_args(), *tof, out, blocks(n))
+    run(host, "joseph_forward_tof_lors", n, image, xs, xe, offsets, np.int64(n), *grid_args(), *tof, out, n_tof=13)
     cpu = forward_lors_tof(image, xs, xe, ORIGIN_MM, VOXEL_MM, *cpu_args)
     assert relative_difference(out, cpu) < RELATIVE_TOLERANCE
     back = np.zeros(SHAPE, np.float32)
-    host("host_adjoint_tof_lors", values, offsets, xs, xe, np.int64(n), *grid_args(), *tof, back, blocks(n))
+    run(host, "joseph_adjoint_tof_lors", n, values, xs, xe, offsets, np.int64(n), *grid_args(), *tof, back)
     cpu_back = adjoint_lors_tof(values, xs, xe, SHAPE, ORIGIN_MM, VOXEL_MM, *cpu_args)
     assert relative_difference(back, cpu_back) < RELATIVE_TOLERANCE
 
@@ -164,10 +136,10 @@ def test_sinogram_kernels_compute_the_cpu_front_end(host, layout):
     if layout.use_tof:
         tof = (np.asarray(layout.tof_bin_edges_mm, np.float32), layout.n_tof_bins,
                np.float32(scanner.tof.fwhm_mm / (2 * np.sqrt(2 * np.log(2)))))
-        host("host_forward_tof_sinogram", image, *geometry, *tof, out, blocks(n_lors))
-        host("host_adjoint_tof_sinogram", sinogram, *geometry, *tof, back, blocks(n_lors))
+        run(host, "joseph_forward_tof_sinogram", n_lors, image, *geometry, *tof, out, n_tof=layout.n_tof_bins)
+        run(host, "joseph_adjoint_tof_sinogram", n_lors, sinogram, *geometry, *tof, back)
     else:
-        host("host_forward_sinogram", image, *geometry, out, blocks(n_lors))
-        host("host_adjoint_sinogram", sinogram, *geometry, back, blocks(n_lors))
+        run(host, "joseph_forward_sinogram", n_lors, image, *geometry, out)
+        run(host, "joseph_adjoint_sinogram", n_lors, sinogram, *geometry, back)
     assert relative_difference(out, cpu.forward(image)) < RELATIVE_TOLERANCE
     assert relative_difference(back, cpu.adjoint(sinogram)) < RELATIVE_TOLERANCE

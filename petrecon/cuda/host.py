@@ -13,6 +13,7 @@ thread per block.
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,11 +51,33 @@ template <class Kernel> static void launch(unsigned grid_x, unsigned grid_y, uns
 """
 
 
-class HostKernels:
-    """Host-compiled kernel wrappers: ``kernels(name, *args)`` with numpy arrays and numpy scalars.
+_KERNEL = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
 
-    numpy arrays are passed as pointers (they must be C-contiguous), None as
-    a null pointer,
+
+def host_wrappers(source: str) -> str:
+    """C++ ``host_<kernel>(<kernel parameters>, unsigned grid_x, unsigned grid_y, unsigned block)`` per kernel.
+
+    Each wrapper runs every thread of the launch grid in turn.
+
+    Examples
+    --------
+    >>> print(host_wrappers('extern "C" __global__ void scale(float* x, int n) {}').strip())
+    extern "C" void host_scale(float* x, int n, unsigned grid_x, unsigned grid_y, unsigned block) { launch(grid_x, grid_y, block, [&] { scale(x, n); }); }
+    """
+    wrappers = []
+    for name, parameters in _KERNEL.findall(source):
+        names = ", ".join(re.findall(r"(\w+)\s*$", part)[0] for part in parameters.split(","))
+        wrappers.append(f'extern "C" void host_{name}({" ".join(parameters.split())}, unsigned grid_x, '
+                        f"unsigned grid_y, unsigned block) {{ launch(grid_x, grid_y, block, [&] {{ {name}({names}); }}); }}")
+    return "\n".join(wrappers) + "\n"
+
+
+class HostKernels:
+    """The kernels of some ``.cu`` files compiled for the host.
+
+    ``kernels.launch(name, grid, block, *args)`` runs kernel ``name`` like a
+    CUDA launch ``name<<<grid, block>>>(args)``: numpy arrays are passed as
+    pointers (they must be C-contiguous), None as a null pointer,
     ``np.float32`` as float, ``np.int64`` / ``np.uint64`` as 64-bit integers,
     ``np.uint32`` as unsigned, anything else as int.
     """
@@ -62,7 +85,7 @@ class HostKernels:
     def __init__(self, library: ctypes.CDLL) -> None:
         self.library = library
 
-    def __call__(self, name: str, *args) -> None:
+    def launch(self, name: str, grid: tuple[int, ...], block: int, *args) -> None:
         converted = []
         for arg in args:
             if arg is None:
@@ -79,11 +102,13 @@ class HostKernels:
                 converted.append(ctypes.c_uint(int(arg)))
             else:
                 converted.append(ctypes.c_int(int(arg)))
-        getattr(self.library, name)(*converted)
+        grid_x, grid_y = (tuple(grid) + (1,))[:2]
+        getattr(self.library, f"host_{name}")(*converted, ctypes.c_uint(grid_x), ctypes.c_uint(grid_y),
+                                              ctypes.c_uint(block))
 
 
-def compile_for_host(sources: list[str], wrappers: str, folder: Path) -> HostKernels:
-    """Compile ``kernels/<sources>`` plus C++ ``wrappers`` (``extern "C"`` functions calling ``launch``).
+def compile_for_host(sources: list[str], folder: Path) -> HostKernels:
+    """Compile the kernels of ``kernels/<sources>`` for the host, with a wrapper per kernel.
 
     Raises
     ------
@@ -93,9 +118,10 @@ def compile_for_host(sources: list[str], wrappers: str, folder: Path) -> HostKer
     compiler = shutil.which("g++")
     if compiler is None:
         raise PetreconError("g++ is needed to run the CUDA kernels on the host")
+    text = "".join(kernel_source(name) for name in sources)
     source = Path(folder) / "kernels.cpp"
     # Local headers are inlined by kernel_source; their include guards keep repeated copies out.
-    source.write_text(HOST_PRELUDE + "".join(kernel_source(name) for name in sources) + wrappers)
+    source.write_text(HOST_PRELUDE + text + host_wrappers(text))
     library = Path(folder) / "kernels.so"
     command = [compiler, "-O2", "-std=c++14", "-shared", "-fPIC", str(source), "-o", str(library)]
     result = subprocess.run(command, capture_output=True, text=True)
