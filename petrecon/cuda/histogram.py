@@ -190,7 +190,7 @@ def histogram_words_cuda(words, layout: SinogramLayout, start_ms: int = 0, end_m
     span1_map = cp.asarray(layout.span1_sinogram_map(), dtype=cp.int32)
     get_kernel(SOURCE, "petlink_histogram")(
         (n_chunks,), (BLOCK_THREADS,),
-        (*chunk_args, cp.ascontiguousarray(chunk_start_ms, dtype=cp.int32), np.int64(start_ms), np.int64(end_ms),
+        (*chunk_args, chunk_start_times(chunk_last_ms), np.int64(start_ms), np.int64(end_ms),
          span1_map, np.int32(listmode.n_views), np.int32(listmode.n_radial_bins), np.int64(span1_size(layout)),
          np.int32(layout.view_mashing), np.int32(layout.n_views), prompts, delays, n_dropped))
     return prompts, delays, int(n_dropped.get()[0])
