@@ -19,7 +19,7 @@ import numpy as np
 from petrecon.backend import cupy
 from petrecon.cuda.modules import get_kernel, launch
 from petrecon.errors import GeometryError
-from petrecon.projectors.joseph import as_grid, as_image_shape
+from petrecon.projectors.joseph import as_grid, as_image_shape, as_lor_endpoints
 from petrecon.projectors.tof import _as_tof
 
 __all__ = ["forward_lors_cuda", "adjoint_lors_cuda", "forward_lors_tof_cuda", "adjoint_lors_tof_cuda",
@@ -87,19 +87,7 @@ def device_out(out, shape: tuple[int, ...]):
 
 def _device_lors(xstart, xend):
     """Validated float32 ``(n, 3)`` CuPy endpoint arrays and the batch shape."""
-    cp = cupy()
-    xs = cp.asarray(xstart)
-    xe = cp.asarray(xend)
-    if xs.ndim < 1 or xs.shape[-1] != 3:
-        raise GeometryError(f"xstart must have shape (..., 3), got {xs.shape}")
-    if xe.shape != xs.shape:
-        raise GeometryError(f"xend shape {xe.shape} differs from xstart shape {xs.shape}")
-    batch_shape = xs.shape[:-1]
-    xs = cp.ascontiguousarray(xs.reshape(-1, 3), dtype=cp.float32)
-    xe = cp.ascontiguousarray(xe.reshape(-1, 3), dtype=cp.float32)
-    if not bool(cp.isfinite(xs).all() & cp.isfinite(xe).all()):
-        raise GeometryError("LOR endpoints must be finite")
-    return xs, xe, batch_shape
+    return as_lor_endpoints(xstart, xend, xp=cupy())
 
 
 def _device_values(values, shape: tuple[int, ...]):

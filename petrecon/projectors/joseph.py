@@ -250,8 +250,8 @@ def add_private_images(out_flat, private) -> None:
         out_flat[j] = total
 
 
-def as_lor_endpoints(xstart, xend) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Validate LOR endpoints and flatten them to float32 ``(n, 3)``.
+def as_lor_endpoints(xstart, xend, xp=np) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Validate LOR endpoints and flatten them to float32 ``(n, 3)`` arrays of module ``xp`` (numpy or CuPy).
 
     Returns
     -------
@@ -259,16 +259,16 @@ def as_lor_endpoints(xstart, xend) -> tuple[np.ndarray, np.ndarray, tuple[int, .
     batch_shape : tuple of int
         ``xstart.shape[:-1]``, the shape of one value per LOR.
     """
-    xs = np.asarray(xstart)
-    xe = np.asarray(xend)
+    xs = xp.asarray(xstart)
+    xe = xp.asarray(xend)
     if xs.ndim < 1 or xs.shape[-1] != 3:
         raise GeometryError(f"xstart must have shape (..., 3), got {xs.shape}")
     if xe.shape != xs.shape:
         raise GeometryError(f"xend shape {xe.shape} differs from xstart shape {xs.shape}")
     batch_shape = xs.shape[:-1]
-    xs = np.ascontiguousarray(xs.reshape(-1, 3), dtype=np.float32)
-    xe = np.ascontiguousarray(xe.reshape(-1, 3), dtype=np.float32)
-    if not (np.isfinite(xs).all() and np.isfinite(xe).all()):
+    xs = xp.ascontiguousarray(xs.reshape(-1, 3), dtype=xp.float32)
+    xe = xp.ascontiguousarray(xe.reshape(-1, 3), dtype=xp.float32)
+    if not (bool(xp.isfinite(xs).all()) and bool(xp.isfinite(xe).all())):
         raise GeometryError("LOR endpoints must be finite")
     return xs, xe, batch_shape
 
