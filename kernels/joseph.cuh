@@ -112,8 +112,11 @@ __device__ inline Lor lor_setup(const float xs[3], const float xe[3], const Grid
     lor.stride_a = pick(g.stride, a);
     lor.stride_b = pick(g.stride, lor.b);
     lor.stride_c = pick(g.stride, lor.c);
+    // An empty traversal (i_first > i_last) projects to exactly 0: every field is defined.
     lor.i_first = 1;
     lor.i_last = 0;
+    lor.pb_first = lor.pc_first = lor.slope_b = lor.slope_c = lor.step_mm = 0.0f;
+    lor.t_first_mm = lor.dt_mm = 0.0;
     double p0_a = pick(p0, a), p0_b = pick(p0, lor.b), p0_c = pick(p0, lor.c);
     double dp_a = pick(dp, a);
     if (dp_a == 0.0) return lor;
@@ -218,7 +221,7 @@ __device__ inline void forward_body(const Source& src, const float* __restrict__
     Lor lor = lor_setup(xs, xe, g);
     float total = 0.0f;
     for (int p = lor.i_first; p <= lor.i_last; ++p) total += sample(image, lor, p);
-    out[base] = lor.i_first <= lor.i_last ? total * lor.step_mm : 0.0f;
+    out[base] = total * lor.step_mm;
 }
 
 template <class Source>

@@ -101,6 +101,8 @@ def test_tof_lor_kernels_compute_the_numba_function(host, fwhm_scale):
     run(host, "joseph_forward_tof_lors", n, image, xs, xe, offsets, np.int64(n), *grid_args(), *tof, out, n_tof=13)
     cpu = forward_lors_tof(image, xs, xe, ORIGIN_MM, VOXEL_MM, *cpu_args)
     assert relative_difference(out, cpu) < RELATIVE_TOLERANCE
+    missing = forward_lors(image, xs, xe, ORIGIN_MM, VOXEL_MM) == 0  # LORs missing the image, zero length
+    assert missing.sum() >= 70 and np.all(out[missing] == 0)
     back = np.zeros(SHAPE, np.float32)
     run(host, "joseph_adjoint_tof_lors", n, values, xs, xe, offsets, np.int64(n), *grid_args(), *tof, back)
     cpu_back = adjoint_lors_tof(values, xs, xe, SHAPE, ORIGIN_MM, VOXEL_MM, *cpu_args)
