@@ -118,9 +118,9 @@ def test_aw_osem_4x8_mmr_span11_cuda(benchmark, cp, gpu, mmr):
     from petrecon.recon import OsemProtocol, osem
 
     projector = mmr["projector"]
-    rng = cp.random.default_rng(0)
+    rng = cp.random.RandomState(0)
     attenuation = cp.exp(-projector.forward(mmr["mu_per_mm"]))
-    normalisation = (0.8 + 0.4 * rng.random(projector.out_shape, dtype=cp.float32)).astype(cp.float32)
+    normalisation = (0.8 + 0.4 * rng.random_sample(projector.out_shape, dtype=cp.float32)).astype(cp.float32)
     multiplicative = (attenuation * normalisation).astype(cp.float32)
     true_counts = multiplicative * projector.forward(mmr["image"]) * 0.05
     additive = cp.full(projector.out_shape, float(true_counts.mean()) * 0.3, cp.float32)
@@ -140,9 +140,9 @@ def synthetic_mmr_stream(cp, layout, n_words: int, seed: int = 0):
     from petrecon.io.petlink import PROMPT_FLAG, TAG_KIND_SHIFT, TIME_TAG_KIND
 
     n_ms = n_words // (EVENTS_PER_MS + 1)
-    rng = cp.random.default_rng(seed)
-    words = rng.integers(0, span1_size(layout), size=(n_ms, EVENTS_PER_MS + 1), dtype=cp.int64).astype(cp.uint32)
-    words |= (rng.random(words.shape, dtype=cp.float32) < 0.9).astype(cp.uint32) * cp.uint32(PROMPT_FLAG)
+    rng = cp.random.RandomState(seed)
+    words = rng.randint(0, span1_size(layout), size=(n_ms, EVENTS_PER_MS + 1), dtype=cp.int64).astype(cp.uint32)
+    words |= (rng.random_sample(words.shape, dtype=cp.float32) < 0.9).astype(cp.uint32) * cp.uint32(PROMPT_FLAG)
     words[:, 0] = cp.uint32(TIME_TAG_KIND << TAG_KIND_SHIFT) | cp.arange(n_ms, dtype=cp.uint32)
     return words.ravel(), n_ms * EVENTS_PER_MS
 
