@@ -116,6 +116,21 @@ def test_lor_wrappers_match_numba(fake_device):
     assert relative_difference(back, cpu_back) < RELATIVE_TOLERANCE
 
 
+def test_projector_functions_dispatch_cupy_arrays_to_the_gpu(fake_device):
+    rng = np.random.default_rng(4)
+    shape, voxel_mm = (12, 10, 8), (3.0, 3.0, 3.0)
+    origin_mm = -(np.array(shape) - 1) / 2 * np.array(voxel_mm)
+    xs = rng.uniform(-60, 60, (50, 3)).astype(np.float32)
+    xe = -xs
+    image = rng.random(shape, dtype=np.float32)
+    on_device = forward_lors(image.view(HostArray), xs, xe, origin_mm, voxel_mm)
+    assert isinstance(on_device, HostArray)  # CuPy in, CuPy out
+    np.testing.assert_allclose(on_device, forward_lors(image, xs, xe, origin_mm, voxel_mm), rtol=1e-5)
+    values = rng.random((50, 3)).astype(np.float32)
+    back = adjoint_lors_tof(values, xs.view(HostArray), xe, shape, origin_mm, voxel_mm, [-50, -10, 10, 50], 30.0)
+    assert isinstance(back, HostArray)
+
+
 def _layouts() -> dict[str, SinogramLayout]:
     plain = default_layout("test")
     scanner = dataclasses.replace(get_scanner("test"), tof=TofSpec(n_bins=9, bin_width_ps=312.0, fwhm_ps=555.0))

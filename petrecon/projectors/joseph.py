@@ -36,6 +36,9 @@ image and every other chunk into its own private float32 image copy, which
 are summed into the output afterwards (in parallel over voxels). This is
 race-free without atomics and costs ``(n_threads - 1)`` extra images of
 memory (60 MB each for a 344 x 344 x 127 image).
+
+CuPy arrays in (image, values or endpoints) are projected on the GPU by
+:mod:`petrecon.cuda.joseph`, the same function, CuPy arrays out.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from petrecon.backend import is_cupy_array
 from petrecon.errors import GeometryError
 
 __all__ = ["forward_lors", "adjoint_lors"]
@@ -337,6 +341,10 @@ def forward_lors(image, xstart, xend, origin_mm, voxel_size_mm, *, out=None) -> 
     GeometryError
         (a ``ValueError``) for bad shapes, non-finite points or voxel sizes.
     """
+    if is_cupy_array(image) or is_cupy_array(xstart):  # the same function on the GPU, CuPy out
+        from petrecon.cuda.joseph import forward_lors_cuda
+
+        return forward_lors_cuda(image, xstart, xend, origin_mm, voxel_size_mm, out=out)
     img = as_image(image)
     xs, xe, batch_shape = as_lor_endpoints(xstart, xend)
     origin, voxel = as_grid(origin_mm, voxel_size_mm)
@@ -367,6 +375,10 @@ def adjoint_lors(values, xstart, xend, image_shape, origin_mm, voxel_size_mm, *,
     ndarray of float32, shape ``image_shape``
         The back-projected image.
     """
+    if is_cupy_array(values) or is_cupy_array(xstart):  # the same function on the GPU, CuPy out
+        from petrecon.cuda.joseph import adjoint_lors_cuda
+
+        return adjoint_lors_cuda(values, xstart, xend, image_shape, origin_mm, voxel_size_mm, out=out)
     xs, xe, batch_shape = as_lor_endpoints(xstart, xend)
     vals = np.asarray(values)
     if vals.shape != batch_shape:
