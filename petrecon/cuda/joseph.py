@@ -5,7 +5,8 @@ The CUDA twins of :func:`petrecon.projectors.forward_lors`,
 :func:`~petrecon.projectors.forward_lors_tof` and
 :func:`~petrecon.projectors.adjoint_lors_tof`: same arguments, same function
 (relative difference < 1e-5, tests/test_cuda_joseph.py), CuPy arrays in and
-out (numpy inputs are copied to the device). One thread per LOR, float32
+out (numpy inputs are copied to the device); the CPU functions hand CuPy
+inputs to these. One thread per LOR, float32
 samples with a float64 per-LOR set-up, image gathers through the read-only
 cache, adjoint with float atomicAdd: see kernels/joseph.cuh.
 """
