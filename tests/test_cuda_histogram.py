@@ -59,8 +59,9 @@ def random_stream(layout: SinogramLayout, n_events: int, duration_ms: int, seed:
     order = np.argsort(times, kind="stable")
     words = interleave_time_tags(encode_event_words(addresses, prompt), times, duration_ms)
     extra = np.concatenate([encode_singles_words(rng.integers(0, 200, 40), rng.uniform(0, 1e5, 40)),
-                            other_tags(0b110, rng.integers(0, 2**29, 40)), other_tags(0b111, rng.integers(0, 2**29, 40))])
-    # Extra words go right after a word, never between a tag and... anything: they carry no time.
+                            other_tags(0b110, rng.integers(0, 2**29, 40)),
+                            other_tags(0b111, rng.integers(0, 2**29, 40))])
+    # Extra words may go anywhere: they carry no time and are no events.
     words = np.insert(words, rng.integers(0, words.size + 1, extra.size), extra)
     return words, addresses[order], prompt[order], times[order]
 

@@ -68,7 +68,8 @@ def host_wrappers(source: str) -> str:
     for name, parameters in _KERNEL.findall(source):
         names = ", ".join(re.findall(r"(\w+)\s*$", part)[0] for part in parameters.split(","))
         wrappers.append(f'extern "C" void host_{name}({" ".join(parameters.split())}, unsigned grid_x, '
-                        f"unsigned grid_y, unsigned block) {{ launch(grid_x, grid_y, block, [&] {{ {name}({names}); }}); }}")
+                        f"unsigned grid_y, unsigned block) "
+                        f"{{ launch(grid_x, grid_y, block, [&] {{ {name}({names}); }}); }}")
     return "\n".join(wrappers) + "\n"
 
 

@@ -43,8 +43,9 @@ FLOPS_PER_SAMPLE = {"forward": 20, "adjoint": 18}
 GATHERED_BYTES_PER_SAMPLE = 16
 EM_SINOGRAM_PASSES = 14
 """Sinogram-sized float32 reads and writes of one EM update besides the projections:
-subset selection of y, m, a (3 reads + 3 writes), m * Ax + a (3 + 1), the masked ratio (2 + 1), m * ratio (2 + 1) -> 16; the
-forward's write and the adjoint's read are counted with the projections: 14 remain."""
+subset selection of y, m, a (3 reads + 3 writes), m * Ax + a (3 + 1), the masked ratio
+(2 + 1), m * ratio (2 + 1) -> 16; the forward's write and the adjoint's read are counted
+with the projections: 14 remain."""
 BYTES_PER_RANDOM_ATOMIC = 32
 """A scattered 4-byte atomic moves one 32-byte sector between L2 and HBM."""
 
