@@ -195,3 +195,11 @@ def test_histogram_wrapper_matches_the_numpy_reference(fake_device, monkeypatch)
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
     assert got[2] == expected[2] > 0
+    # The same stream in two pieces, the second starting mid-millisecond (between a tag and its events).
+    middle = int(np.flatnonzero((words >> np.uint32(29)) == 0b100)[6]) + 3
+    first = petrecon.cuda.histogram.histogram_words_cuda(words[:middle], layout, 2, 9)
+    second = petrecon.cuda.histogram.histogram_words_cuda(words[middle:], layout, 2, 9, initial_ms=6,
+                                                          out=first[:2])
+    np.testing.assert_array_equal(second[0], expected[0])
+    np.testing.assert_array_equal(second[1], expected[1])
+    assert first[2] + second[2] == expected[2]

@@ -131,13 +131,15 @@ def histogram_words_numpy(words: np.ndarray, layout: SinogramLayout, start_ms: i
     return prompts, delays, n_dropped
 
 
-def chunk_start_times(chunk_last_ms):
-    """Time in effect at the start of each chunk: the last tag of the closest earlier chunk with one, else 0.
+def chunk_start_times(chunk_last_ms, initial_ms: int = 0):
+    """Time in effect at the start of each chunk: the last tag of the closest earlier chunk with one.
 
     Parameters
     ----------
     chunk_last_ms : ndarray of int32 (numpy or CuPy)
         Value of the last time tag of every chunk, -1 for chunks without one.
+    initial_ms : int
+        The time before the first tag.
 
     Examples
     --------
@@ -147,29 +149,37 @@ def chunk_start_times(chunk_last_ms):
     xp = array_module(chunk_last_ms)
     has_tag = chunk_last_ms >= 0
     earlier_tagged = xp.cumsum(has_tag) - has_tag
-    starts = xp.concatenate([xp.zeros(1, xp.int32), chunk_last_ms[has_tag].astype(xp.int32)])[earlier_tagged]
+    first = xp.full(1, initial_ms, dtype=xp.int32)
+    starts = xp.concatenate([first, chunk_last_ms[has_tag].astype(xp.int32)])[earlier_tagged]
     return xp.ascontiguousarray(starts, dtype=xp.int32)
 
 
-def histogram_words_cuda(words, layout: SinogramLayout, start_ms: int = 0, end_ms: int | None = None):
+def histogram_words_cuda(words, layout: SinogramLayout, start_ms: int = 0, end_ms: int | None = None, *,
+                         initial_ms: int = 0, out: tuple | None = None):
     """Histogram PETLINK words into prompt and delay sinograms on the GPU.
 
     Parameters
     ----------
     words : cupy.ndarray or numpy.ndarray of uint32, 1-D
-        A PETLINK word stream (or a chunk that starts at the acquisition
-        start: the time before its first tag is 0 ms).
+        A PETLINK word stream, or one piece of it.
     layout : SinogramLayout
         Target layout, non-TOF; list-mode addresses index its
         :meth:`~petrecon.geometry.SinogramLayout.listmode_layout`.
     start_ms, end_ms : int
         Time window ``[start_ms, end_ms)``; ``end_ms=None`` means no end.
+    initial_ms : int
+        Time before the first tag of ``words``: 0 at the acquisition start;
+        for a later piece of a stream read in pieces, the last time tag of
+        the pieces before it.
+    out : (prompts, delays), optional
+        uint32 CuPy sinograms of ``layout.shape`` to add the counts to
+        (streaming); new zeroed ones by default.
 
     Returns
     -------
     prompts, delays : cupy.ndarray of uint32, shape ``layout.shape``
     n_dropped : int
-        In-window events whose address lies beyond the span-1 sinogram.
+        In-window events of ``words`` whose address lies beyond the span-1 sinogram.
     """
     start_ms, end_ms = _check(layout, start_ms, end_ms)
     cp = cupy()
@@ -178,8 +188,13 @@ def histogram_words_cuda(words, layout: SinogramLayout, start_ms: int = 0, end_m
         raise ParameterError(f"PETLINK words must be a 1-D uint32 array, got {words.dtype} of shape {words.shape}")
     words = cp.ascontiguousarray(words)
     listmode = layout.listmode_layout()
-    prompts = cp.zeros(layout.shape, dtype=cp.uint32)
-    delays = cp.zeros(layout.shape, dtype=cp.uint32)
+    if out is None:
+        prompts, delays = cp.zeros(layout.shape, dtype=cp.uint32), cp.zeros(layout.shape, dtype=cp.uint32)
+    else:
+        prompts, delays = out
+        if not all(isinstance(a, cp.ndarray) and a.dtype == cp.uint32 and a.shape == layout.shape
+                   and a.flags.c_contiguous for a in (prompts, delays)):
+            raise ParameterError(f"out must be two C-contiguous uint32 CuPy arrays of shape {layout.shape}")
     n_dropped = cp.zeros(1, dtype=cp.uint64)
     n_chunks = (words.size + CHUNK_WORDS - 1) // CHUNK_WORDS
     if n_chunks == 0:
@@ -190,7 +205,7 @@ def histogram_words_cuda(words, layout: SinogramLayout, start_ms: int = 0, end_m
     span1_map = cp.asarray(layout.span1_sinogram_map(), dtype=cp.int32)
     get_kernel(SOURCE, "petlink_histogram")(
         (n_chunks,), (BLOCK_THREADS,),
-        (*chunk_args, chunk_start_times(chunk_last_ms), np.int64(start_ms), np.int64(end_ms),
+        (*chunk_args, chunk_start_times(chunk_last_ms, initial_ms), np.int64(start_ms), np.int64(end_ms),
          span1_map, np.int32(listmode.n_views), np.int32(listmode.n_radial_bins), np.int64(span1_size(layout)),
          np.int32(layout.view_mashing), np.int32(layout.n_views), prompts, delays, n_dropped))
     return prompts, delays, int(n_dropped.get()[0])
