@@ -216,7 +216,7 @@ def measure_gpu(copy_bytes: int = 2 * 2**30, repeats: int = 5) -> GpuSpec:
     cp = cupy()
     source = cp.empty(copy_bytes // 4, dtype=cp.float32)
     target = cp.empty_like(source)
-    copy_s = _best_seconds(lambda: target.__setitem__(Ellipsis, source), repeats)
+    copy_s = _best_seconds(lambda: cp.copyto(target, source), repeats)
     device = cp.cuda.Device()
     n_sms = device.attributes["MultiProcessorCount"]
     blocks, threads, iterations = 64 * n_sms, 256, 4096
