@@ -148,7 +148,7 @@ def chunk_start_times(chunk_last_ms, initial_ms: int = 0):
     """
     xp = array_module(chunk_last_ms)
     has_tag = chunk_last_ms >= 0
-    earlier_tagged = xp.cumsum(has_tag) - has_tag
+    earlier_tagged = xp.cumsum(has_tag) - has_tag.astype(xp.int64)
     first = xp.full(1, initial_ms, dtype=xp.int32)
     starts = xp.concatenate([first, chunk_last_ms[has_tag].astype(xp.int32)])[earlier_tagged]
     return xp.ascontiguousarray(starts, dtype=xp.int32)
