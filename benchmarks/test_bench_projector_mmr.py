@@ -19,7 +19,7 @@ from petrecon.volume import ImageGrid
 def mmr():
     layout = default_layout("mmr", span=11)
     grid = ImageGrid.centred(layout.scanner.default_image_shape, layout.scanner.default_voxel_size_mm)
-    projector = SinogramProjector(layout, grid)
+    projector = SinogramProjector(layout, grid, backend="cpu")  # the numba kernels, also on GPU machines
     x, y, _ = np.meshgrid(*[grid.voxel_centres_mm(a) for a in range(3)], indexing="ij")
     image = (np.hypot(x, y) < 250.0).astype(np.float32)  # a body-sized cylinder
     return layout, projector, image

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from petrecon.backend import ndimage_module
 from petrecon.errors import ParameterError
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -88,7 +89,9 @@ class GaussianFilter(LinearOperator):
 
     With a symmetric kernel and zero padding outside the image
     (``mode="constant"``) the filter matrix is symmetric, so the operator is
-    its own adjoint. Used as the post-filter of the clinical protocol
+    its own adjoint. numpy arrays are filtered with ``scipy.ndimage``, CuPy
+    arrays on the GPU with ``cupyx.scipy.ndimage`` (same call and
+    parameters). Used as the post-filter of the clinical protocol
     (5 mm FWHM, reference/clinical-protocol.md) and as an image-space
     resolution model.
 
@@ -111,9 +114,7 @@ class GaussianFilter(LinearOperator):
     def _forward(self, x):
         if not any(self.sigma_voxels):
             return x.copy()
-        from scipy import ndimage  # the CUDA backend swaps in cupyx.scipy.ndimage
-
-        return ndimage.gaussian_filter(x, self.sigma_voxels, mode="constant", cval=0.0, truncate=4.0)
+        return ndimage_module(x).gaussian_filter(x, self.sigma_voxels, mode="constant", cval=0.0, truncate=4.0)
 
     def _adjoint(self, y):
         return self._forward(y)

@@ -36,6 +36,9 @@ image and every other chunk into its own private float32 image copy, which
 are summed into the output afterwards (in parallel over voxels). This is
 race-free without atomics and costs ``(n_threads - 1)`` extra images of
 memory (60 MB each for a 344 x 344 x 127 image).
+
+CuPy arrays in (image, values or endpoints) are projected on the GPU by
+:mod:`petrecon.cuda.joseph`, the same function, CuPy arrays out.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from petrecon.backend import is_cupy_array
 from petrecon.errors import GeometryError
 
 __all__ = ["forward_lors", "adjoint_lors"]
@@ -250,8 +254,8 @@ def add_private_images(out_flat, private) -> None:
         out_flat[j] = total
 
 
-def as_lor_endpoints(xstart, xend) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Validate LOR endpoints and flatten them to float32 ``(n, 3)``.
+def as_lor_endpoints(xstart, xend, xp=np) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Validate LOR endpoints and flatten them to float32 ``(n, 3)`` arrays of module ``xp`` (numpy or CuPy).
 
     Returns
     -------
@@ -259,16 +263,16 @@ def as_lor_endpoints(xstart, xend) -> tuple[np.ndarray, np.ndarray, tuple[int, .
     batch_shape : tuple of int
         ``xstart.shape[:-1]``, the shape of one value per LOR.
     """
-    xs = np.asarray(xstart)
-    xe = np.asarray(xend)
+    xs = xp.asarray(xstart)
+    xe = xp.asarray(xend)
     if xs.ndim < 1 or xs.shape[-1] != 3:
         raise GeometryError(f"xstart must have shape (..., 3), got {xs.shape}")
     if xe.shape != xs.shape:
         raise GeometryError(f"xend shape {xe.shape} differs from xstart shape {xs.shape}")
     batch_shape = xs.shape[:-1]
-    xs = np.ascontiguousarray(xs.reshape(-1, 3), dtype=np.float32)
-    xe = np.ascontiguousarray(xe.reshape(-1, 3), dtype=np.float32)
-    if not (np.isfinite(xs).all() and np.isfinite(xe).all()):
+    xs = xp.ascontiguousarray(xs.reshape(-1, 3), dtype=xp.float32)
+    xe = xp.ascontiguousarray(xe.reshape(-1, 3), dtype=xp.float32)
+    if not (bool(xp.isfinite(xs).all()) and bool(xp.isfinite(xe).all())):
         raise GeometryError("LOR endpoints must be finite")
     return xs, xe, batch_shape
 
@@ -337,6 +341,10 @@ def forward_lors(image, xstart, xend, origin_mm, voxel_size_mm, *, out=None) -> 
     GeometryError
         (a ``ValueError``) for bad shapes, non-finite points or voxel sizes.
     """
+    if is_cupy_array(image) or is_cupy_array(xstart):  # the same function on the GPU, CuPy out
+        from petrecon.cuda.joseph import forward_lors_cuda
+
+        return forward_lors_cuda(image, xstart, xend, origin_mm, voxel_size_mm, out=out)
     img = as_image(image)
     xs, xe, batch_shape = as_lor_endpoints(xstart, xend)
     origin, voxel = as_grid(origin_mm, voxel_size_mm)
@@ -367,6 +375,10 @@ def adjoint_lors(values, xstart, xend, image_shape, origin_mm, voxel_size_mm, *,
     ndarray of float32, shape ``image_shape``
         The back-projected image.
     """
+    if is_cupy_array(values) or is_cupy_array(xstart):  # the same function on the GPU, CuPy out
+        from petrecon.cuda.joseph import adjoint_lors_cuda
+
+        return adjoint_lors_cuda(values, xstart, xend, image_shape, origin_mm, voxel_size_mm, out=out)
     xs, xe, batch_shape = as_lor_endpoints(xstart, xend)
     vals = np.asarray(values)
     if vals.shape != batch_shape:

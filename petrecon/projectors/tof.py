@@ -29,6 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from petrecon.backend import is_cupy_array
 from petrecon.errors import GeometryError
 from petrecon.projectors.joseph import (
     add_private_images,
@@ -181,6 +182,11 @@ def forward_lors_tof(image, xstart, xend, origin_mm, voxel_size_mm, tof_bin_edge
     ndarray of float32, shape ``xstart.shape[:-1] + (n_tof_bins,)``
         TOF line integrals, image units x mm.
     """
+    if is_cupy_array(image) or is_cupy_array(xstart):  # the same function on the GPU, CuPy out
+        from petrecon.cuda.joseph import forward_lors_tof_cuda
+
+        return forward_lors_tof_cuda(image, xstart, xend, origin_mm, voxel_size_mm, tof_bin_edges_mm, tof_fwhm_mm,
+                                     tof_centre_offset_mm, out=out)
     img = as_image(image)
     xs, xe, batch_shape = as_lor_endpoints(xstart, xend)
     origin, voxel = as_grid(origin_mm, voxel_size_mm)
@@ -212,6 +218,11 @@ def adjoint_lors_tof(values, xstart, xend, image_shape, origin_mm, voxel_size_mm
     -------
     ndarray of float32, shape ``image_shape``
     """
+    if is_cupy_array(values) or is_cupy_array(xstart):  # the same function on the GPU, CuPy out
+        from petrecon.cuda.joseph import adjoint_lors_tof_cuda
+
+        return adjoint_lors_tof_cuda(values, xstart, xend, image_shape, origin_mm, voxel_size_mm, tof_bin_edges_mm,
+                                     tof_fwhm_mm, tof_centre_offset_mm, out=out)
     xs, xe, batch_shape = as_lor_endpoints(xstart, xend)
     edges, sigma_mm, offsets = _as_tof(tof_bin_edges_mm, tof_fwhm_mm, tof_centre_offset_mm,
                                        xs.shape[0], batch_shape)

@@ -14,6 +14,11 @@ support) are left out rather than dividing by zero; voxels no LOR of a subset
 sees stay at zero. The defaults are the clinical protocol
 (reference/clinical-protocol.md): 4 iterations, 8 subsets, 5 mm FWHM
 Gaussian post-filter.
+
+The loop is written against the array module of the prompts
+(:func:`petrecon.backend.array_module`): with CuPy prompts and a CUDA
+projector every subset, the EM update and the post-filter run on the GPU,
+with no copy to the host between subsets.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from petrecon.backend import array_module
 from petrecon.errors import ParameterError
 from petrecon.operators import GaussianFilter, LinearOperator
 from petrecon.recon.subsets import view_subsets
@@ -90,26 +96,27 @@ def poisson_log_likelihood(counts: np.ndarray, expected: np.ndarray) -> float:
     return float(np.sum(counts[positive] * np.log(expected[positive])) - np.sum(expected))
 
 
-def _subset_term(term, views: np.ndarray, axis: int, default: float):
+def _subset_term(term, views, axis: int, default: float):
     """The part of a broadcastable correction term that belongs to the given views."""
     if term is None:
         return default
-    term = np.asarray(term, dtype=np.float32)
     if term.ndim == 0 or term.shape[axis] == 1:
         return term
-    return np.take(term, views, axis=axis)
+    return array_module(term).take(term, views, axis=axis)
 
 
-def _check_term(name: str, term, data_shape: tuple[int, ...]) -> None:
+def _checked_term(name: str, term, data_shape: tuple[int, ...], xp):
+    """``term`` as a float32 array of module ``xp`` (None stays None), checked against the data."""
     if term is None:
-        return
-    term = np.asarray(term)
+        return None
+    term = xp.asarray(term, dtype=xp.float32)
     try:
         np.broadcast_shapes(term.shape, data_shape)
     except ValueError:
         raise ParameterError(f"{name} has shape {term.shape}, which does not broadcast to the data shape {data_shape}") from None
-    if not np.all(np.isfinite(term)) or np.any(term < 0):
+    if not bool(xp.all(xp.isfinite(term))) or bool(xp.any(term < 0)):
         raise ParameterError(f"{name} must be finite and non-negative")
+    return term
 
 
 def em_update(image: np.ndarray, operator: LinearOperator, counts: np.ndarray, multiplicative, additive,
@@ -126,13 +133,19 @@ def em_update(image: np.ndarray, operator: LinearOperator, counts: np.ndarray, m
         ``y_S``, ``m_S`` and ``a_S`` (broadcastable to the subset's data).
     sensitivity : ndarray
         ``A_S^T m_S``; voxels where it is 0 are set to 0.
+
+    Notes
+    -----
+    numpy or CuPy arrays alike (all of one module); the masked divisions
+    are written with ``where`` selections, which both modules provide.
     """
+    xp = array_module(image)
     expected = multiplicative * operator.forward(image) + additive
-    ratio = np.zeros_like(counts)
-    np.divide(counts, expected, out=ratio, where=(expected > 0) & (counts > 0))
-    correction = operator.adjoint((multiplicative * ratio).astype(np.float32, copy=False))
-    np.divide(image * correction, sensitivity, out=image, where=sensitivity > 0)
-    image[sensitivity <= 0] = 0.0
+    counted = (expected > 0) & (counts > 0)
+    ratio = xp.where(counted, counts / xp.where(counted, expected, 1), 0).astype(counts.dtype, copy=False)
+    correction = operator.adjoint((multiplicative * ratio).astype(xp.float32, copy=False))
+    seen = sensitivity > 0
+    image[...] = xp.where(seen, image * correction / xp.where(seen, sensitivity, 1), 0)
 
 
 def osem(
@@ -150,7 +163,9 @@ def osem(
     Parameters
     ----------
     prompts : ndarray
-        Measured counts, shape ``projector.out_shape``; non-negative.
+        Measured counts, shape ``projector.out_shape``; non-negative. numpy
+        or CuPy: the reconstruction runs on the prompts' device, and the
+        correction terms and ``initial`` are moved there.
     projector : SubsetProjector
         The geometric projector ``A`` (e.g. a sinogram projector), split into
         subsets along ``projector.view_axis``.
@@ -172,7 +187,8 @@ def osem(
     Returns
     -------
     ndarray
-        float32 image of shape ``projector.in_shape``, post-filtered.
+        float32 image of shape ``projector.in_shape``, post-filtered, of the
+        prompts' array module.
 
     Examples
     --------
@@ -186,33 +202,36 @@ def osem(
     >>> float(image[0, 0, 0])
     4.0
     """
-    prompts = np.asarray(prompts, dtype=np.float32)
+    xp = array_module(prompts)
+    prompts = xp.asarray(prompts, dtype=xp.float32)
     data_shape = tuple(projector.out_shape)
     if prompts.shape != data_shape:
         raise ParameterError(f"prompts have shape {prompts.shape}, the projector expects {data_shape}")
-    if not np.all(np.isfinite(prompts)) or np.any(prompts < 0):
+    if not bool(xp.all(xp.isfinite(prompts))) or bool(xp.any(prompts < 0)):
         raise ParameterError("prompts must be finite and non-negative counts")
-    _check_term("multiplicative term", multiplicative, data_shape)
-    _check_term("additive term", additive, data_shape)
+    multiplicative = _checked_term("multiplicative term", multiplicative, data_shape, xp)
+    additive = _checked_term("additive term", additive, data_shape, xp)
     axis = projector.view_axis % len(data_shape)
     subsets = view_subsets(data_shape[axis], protocol.n_subsets)
+    device_subsets = [xp.asarray(views) for views in subsets]
 
-    image = np.ones(projector.in_shape, np.float32) if initial is None else np.array(initial, np.float32)
-    if image.shape != tuple(projector.in_shape) or np.any(image < 0):
+    image = xp.ones(projector.in_shape, xp.float32) if initial is None else xp.array(initial, dtype=xp.float32)
+    if image.shape != tuple(projector.in_shape) or bool(xp.any(image < 0)):
         raise ParameterError(f"initial image must be non-negative with shape {tuple(projector.in_shape)}")
     operators = [projector.subset_operator(views) for views in subsets]
     sensitivities: list[np.ndarray | None] = [None] * len(subsets)
 
     for iteration in range(1, protocol.n_iterations + 1):
-        for k, (views, operator) in enumerate(zip(subsets, operators)):
+        for k, (views, operator) in enumerate(zip(device_subsets, operators)):
             m = _subset_term(multiplicative, views, axis, 1.0)
             a = _subset_term(additive, views, axis, 0.0)
-            y = np.take(prompts, views, axis=axis)
+            y = xp.take(prompts, views, axis=axis)
             if sensitivities[k] is None:
-                sensitivities[k] = operator.adjoint(np.broadcast_to(np.float32(m), y.shape).astype(np.float32))
+                sensitivities[k] = operator.adjoint(xp.broadcast_to(xp.asarray(m, dtype=xp.float32), y.shape)
+                                                    .astype(xp.float32))
             em_update(image, operator, y, m, a, sensitivities[k])
             if callback is not None:
                 callback(iteration, k, image)
 
     post_filter = GaussianFilter(image.shape, protocol.post_filter_fwhm_mm, projector.voxel_size_mm)
-    return post_filter.forward(image).astype(np.float32, copy=False)
+    return post_filter.forward(image).astype(xp.float32, copy=False)
