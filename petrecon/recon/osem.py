@@ -10,8 +10,11 @@ update of subset ``S`` (Hudson & Larkin 1994, IEEE TMI 13:601) is
 
 Bins with zero counts contribute nothing to the back-projected ratio; bins
 whose expectation is zero while holding counts (data outside the model's
-support) are left out rather than dividing by zero; voxels no LOR of a subset
-sees stay at zero. The defaults are the clinical protocol
+support) are left out rather than dividing by zero; a voxel that no LOR of a
+subset sees keeps its value in that sub-iteration (the subset holds no
+information on it: zeroing it would be permanent under the multiplicative
+update, a hole in the image), and voxels that no subset sees (outside the
+field of view) end at zero. The defaults are the clinical protocol
 (reference/clinical-protocol.md): 4 iterations, 8 subsets, 5 mm FWHM
 Gaussian post-filter.
 
@@ -132,7 +135,7 @@ def em_update(image: np.ndarray, operator: LinearOperator, counts: np.ndarray, m
     counts, multiplicative, additive : ndarray or float
         ``y_S``, ``m_S`` and ``a_S`` (broadcastable to the subset's data).
     sensitivity : ndarray
-        ``A_S^T m_S``; voxels where it is 0 are set to 0.
+        ``A_S^T m_S``; voxels where it is 0 keep their value.
 
     Notes
     -----
@@ -145,7 +148,7 @@ def em_update(image: np.ndarray, operator: LinearOperator, counts: np.ndarray, m
     ratio = xp.where(counted, counts / xp.where(counted, expected, 1), 0).astype(counts.dtype, copy=False)
     correction = operator.adjoint((multiplicative * ratio).astype(xp.float32, copy=False))
     seen = sensitivity > 0
-    image[...] = xp.where(seen, image * correction / xp.where(seen, sensitivity, 1), 0)
+    image[...] = xp.where(seen, image * correction / xp.where(seen, sensitivity, 1), image)
 
 
 def osem(
@@ -233,5 +236,9 @@ def osem(
             if callback is not None:
                 callback(iteration, k, image)
 
+    seen_by_any = sensitivities[0] > 0
+    for sensitivity in sensitivities[1:]:
+        seen_by_any |= sensitivity > 0
+    image[~seen_by_any] = 0.0
     post_filter = GaussianFilter(image.shape, protocol.post_filter_fwhm_mm, projector.voxel_size_mm)
     return post_filter.forward(image).astype(xp.float32, copy=False)
