@@ -46,3 +46,39 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         os.replace(temporary, final)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; it becomes ``path`` only if the block succeeds.
+
+    With ``overwrite`` an existing folder is replaced (removed after the new one is in place).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "series"
+    >>> with atomic_folder(target) as temporary:
+    ...     _ = (temporary / "1.dcm").write_text("x")
+    >>> sorted(p.name for p in target.iterdir())
+    ['1.dcm']
+    """
+    import shutil
+
+    final = Path(path)
+    if final.exists() and not overwrite:
+        raise PetreconError(f"{final}: exists; pass overwrite=True (--overwrite) to replace it")
+    if not final.parent.is_dir():
+        raise PetreconError(f"{final}: folder {final.parent} does not exist")
+    temporary = final.with_name(f".{final.name}.{os.getpid()}.partial")
+    previous = final.with_name(f".{final.name}.{os.getpid()}.previous")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    try:
+        yield temporary
+        if final.exists():
+            os.replace(final, previous)
+        os.replace(temporary, final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
