@@ -426,3 +426,40 @@ def _accumulate(ordered, bucket_start, histogram):  # pragma: no cover - compile
     for bucket in numba.prange(bucket_start.size - 1):
         for j in range(bucket_start[bucket], bucket_start[bucket + 1]):
             histogram[ordered[j]] += 1
+
+
+def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramLayout, out: str | os.PathLike, *,
+                                    start_s: float = 0.0, end_s: float | None = None, progress: bool = True,
+                                    overwrite: bool = False) -> ListmodeHistogram:
+    """Histogram a list-mode file (``.l``/``.bf``, or a Siemens DICOM wrapper) into an HDF5 container.
+
+    The container holds sinograms ``prompts`` and ``delays`` (uint32, the
+    layout's shape), attributes (frame, duration, counts, mean bucket singles)
+    and the provenance (input SHA-256, layout, frame). What ``petrecon
+    histogram`` runs.
+    """
+    from petrecon.io.container import Container, make_provenance, write_container
+
+    source = Path(source)
+    words_path = source
+    if source.suffix.lower() in (".dcm", ".ima"):
+        from petrecon.io.siemens import read_wrapper
+
+        wrapper = read_wrapper(source)
+        if wrapper.kind != "listmode":
+            raise FormatError(source, "kind", f"is a {wrapper.kind} object, not list-mode")
+        words_path = wrapper.payload_path
+    if Path(out).exists() and not overwrite:
+        raise FormatError(out, "file", "exists; pass overwrite=True (--overwrite) to replace it")
+    result = histogram_listmode(words_path, layout, start_s=start_s, end_s=end_s, progress=progress)
+    attributes = {"frame_start_s": result.start_s, "frame_end_s": None if np.isinf(result.end_s) else result.end_s,
+                  "duration_s": result.duration_s, "n_prompts": result.n_prompts, "n_delays": result.n_delays,
+                  "n_dropped": result.n_dropped, "n_unmapped": result.n_unmapped,
+                  "bucket_singles_per_s": {str(k): v for k, v in result.singles_per_s.items()}}
+    provenance = make_provenance(protocol={"operation": "histogram", "span": layout.span,
+                                           "max_ring_difference": layout.max_ring_difference,
+                                           "frame_s": [start_s, end_s]},
+                                 scanner=layout.scanner.name, input_files=[words_path])
+    write_container(out, Container({"prompts": result.prompts, "delays": result.delays}, layout=layout,
+                                   attributes=attributes, provenance=provenance), overwrite=overwrite)
+    return result
