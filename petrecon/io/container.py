@@ -93,6 +93,16 @@ def write_container(path: str | os.PathLike, container: Container, *, overwrite:
 
     path = Path(path)
     _check_sinograms(path, container)
+    arrays = [(f"/sinograms/{k}", v) for k, v in container.sinograms.items()]
+    arrays += [(f"/volumes/{k}", v.data) for k, v in container.volumes.items()]
+    for where, array in arrays:
+        if np.asarray(array).dtype.kind not in "biuf":
+            raise FormatError(path, where, f"has dtype {np.asarray(array).dtype}; real numbers only")
+    for key in ("attributes", "provenance"):
+        try:
+            json.dumps(getattr(container, key))
+        except (TypeError, ValueError) as error:
+            raise FormatError(path, key, f"is not JSON-serialisable ({error})") from None
     with atomic_output(path, overwrite=overwrite) as temporary, h5py.File(temporary, "w") as f:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION

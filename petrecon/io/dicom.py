@@ -244,6 +244,8 @@ def _assemble(files: list[tuple[Path, Any]], position_override: str | None) -> _
         if pixels.shape != (rows, columns):
             raise FormatError(path, "PixelData", f"has shape {pixels.shape}, Rows/Columns say {(rows, columns)}")
         stack[:, :, k] = pixels.T * slope + intercept
+        if not np.all(np.abs(stack[:, :, k]) < np.finfo(np.float32).max):
+            raise FormatError(path, "RescaleSlope", f"{slope} and intercept {intercept} give values beyond float32")
     # affine of the stack in LPS: index (c, r, s) -> mm
     lps = np.column_stack([row_cosine * spacing[1], column_cosine * spacing[0], normal * slice_step])
     signs = np.array(PATIENT_POSITION_SIGNS[position], dtype=np.float64)
