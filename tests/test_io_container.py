@@ -92,7 +92,8 @@ def test_damaged_volume_attributes_are_named(tmp_path):
 
 
 def test_nifti_export_puts_voxels_at_their_ras_positions(tmp_path):
-    nibabel = pytest.importorskip("nibabel")
+    import nibabel
+
     from petrecon.io.container import write_nifti
 
     volume = _container().volumes["mu_per_cm"]

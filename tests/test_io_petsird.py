@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import petsird
 import pytest
+from petsird.helpers.generator import CylindricalBlocksInfo, get_scanner_info
 
 from petrecon.errors import FormatError
 from petrecon.geometry import default_layout
 from petrecon.io.listmode import histogram_listmode
 from petrecon.io.petsird_io import crystal_pairs_to_listmode_address, read_petsird
-
-petsird = pytest.importorskip("petsird")
-from petsird.helpers.generator import CylindricalBlocksInfo, get_scanner_info  # noqa: E402
 
 
 # the generator puts a crystal's box corner (not its centre) on the module axis: centre at (120, 2) mm
