@@ -190,6 +190,17 @@ def _float_tag(path: Path, dataset: Any, keyword: str, count: int) -> np.ndarray
     return values
 
 
+def _size_tags(path: Path, dataset: Any) -> tuple[int, int]:
+    """(Rows, Columns), both positive integers."""
+    values = []
+    for keyword in ("Rows", "Columns"):
+        value = dataset.get(keyword)
+        if not isinstance(value, int) or value < 1:
+            raise FormatError(path, keyword, f"must be a positive integer, got {value!r}")
+        values.append(value)
+    return values[0], values[1]
+
+
 def _assemble(files: list[tuple[Path, Any]], position_override: str | None) -> _Series:
     path0, first = files[0]
     position = (position_override or str(first.get("PatientPosition", "")) or _position_from_codes(first)
@@ -201,7 +212,7 @@ def _assemble(files: list[tuple[Path, Any]], position_override: str | None) -> _
     spacing = _float_tag(path0, first, "PixelSpacing", 2)
     if np.any(spacing <= 0):
         raise FormatError(path0, "PixelSpacing", f"must be positive, got {spacing.tolist()}")
-    rows, columns = int(first.get("Rows", 0)), int(first.get("Columns", 0))
+    rows, columns = _size_tags(path0, first)
     row_cosine, column_cosine = orientation[:3], orientation[3:]
     normal = np.cross(row_cosine, column_cosine)
     if abs(np.linalg.norm(normal) - 1) > 1e-3:
@@ -212,7 +223,7 @@ def _assemble(files: list[tuple[Path, Any]], position_override: str | None) -> _
             raise FormatError(path, "ImageOrientationPatient", "differs from the series' first slice")
         if not np.allclose(_float_tag(path, dataset, "PixelSpacing", 2), spacing, atol=1e-4):
             raise FormatError(path, "PixelSpacing", "differs from the series' first slice")
-        if (int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))) != (rows, columns):
+        if _size_tags(path, dataset) != (rows, columns):
             raise FormatError(path, "Rows/Columns", "differ from the series' first slice")
         position_mm = _float_tag(path, dataset, "ImagePositionPatient", 3)
         slope = _float_tag(path, dataset, "RescaleSlope", 1)[0] if "RescaleSlope" in dataset else 1.0

@@ -353,7 +353,6 @@ def _decode(words, bounds, start_times, sinogram_map, geometry, frame, n_bins, t
     views_x_bins1 = nv1 * nb
     views_x_bins = nv * nb
     inverse = 1.0 / views_x_bins1
-    n_sinograms1 = n_addresses // views_x_bins1
     for k in numba.prange(bounds.size - 1):
         t = start_times[k]
         in_frame = dropped = unmapped = tags = singles_words = other = 0
@@ -365,26 +364,30 @@ def _decode(words, bounds, start_times, sinogram_map, geometry, frame, n_bins, t
                 if start_ms <= t < end_ms:
                     in_frame += 1
                     a = w & 0x3FFF_FFFF
-                    # a < 2**30: the float quotient is off by at most one
-                    s1 = min(np.int64(a * inverse), n_sinograms1 - 1)
-                    if s1 * views_x_bins1 > a:
-                        s1 -= 1
-                    elif (s1 + 1) * views_x_bins1 <= a:
-                        s1 += 1
                     if a >= n_addresses:
                         dropped += 1
-                    elif sinogram_map[s1] < 0:
-                        unmapped += 1
                     else:
+                        # a < 2**30: the float quotient is off by at most one
+                        s1 = np.int64(a * inverse)
                         rest = a - s1 * views_x_bins1
-                        if view_mashing == 1:
-                            target = sinogram_map[s1] * views_x_bins + rest
+                        if rest < 0:
+                            s1 -= 1
+                            rest += views_x_bins1
+                        elif rest >= views_x_bins1:
+                            s1 += 1
+                            rest -= views_x_bins1
+                        s = sinogram_map[s1]
+                        if s < 0:
+                            unmapped += 1
                         else:
-                            u = rest // nb
-                            target = sinogram_map[s1] * views_x_bins + (u // view_mashing) * nb + (rest - u * nb)
-                        if not w & 0x4000_0000:
-                            target += n_bins
-                        counts[target >> _BUCKET_SHIFT] += 1
+                            if view_mashing == 1:
+                                target = s * views_x_bins + rest
+                            else:
+                                u = rest // nb
+                                target = s * views_x_bins + (u // view_mashing) * nb + (rest - u * nb)
+                            if not w & 0x4000_0000:
+                                target += n_bins
+                            counts[target >> _BUCKET_SHIFT] += 1
             else:
                 kind = w >> 29
                 if kind == 0b100:
