@@ -29,6 +29,7 @@ span-1 mMR histogram is 1.4 GB per array).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,8 @@ class ListmodeHistogram:
         Mean bucket singles rate (1/s) inside the frame, per bucket seen.
     n_other_tags : int
         Tag words skipped (gating, motion, bed position, ...).
+    elapsed_s : float
+        Wall time of reading, decoding and histogramming.
     """
 
     prompts: np.ndarray
@@ -87,6 +90,7 @@ class ListmodeHistogram:
     n_events_in_frame: int
     singles_per_s: dict[int, float] = field(default_factory=dict)
     n_other_tags: int = 0
+    elapsed_s: float = 0.0
 
     @property
     def n_prompts(self) -> int:
@@ -110,6 +114,8 @@ class ListmodeHistogram:
             f"dropped          {self.n_dropped} (address outside the span-1 sinogram)",
             f"unmapped         {self.n_unmapped} (ring pair not in the layout)",
             f"singles buckets  {len(self.singles_per_s)}",
+            f"rate             {self.n_words / max(self.elapsed_s, 1e-9) / 1e6:.1f} M words/s "
+            f"({self.elapsed_s:.2f} s reading, decoding and histogramming)",
         ]
 
 
@@ -192,6 +198,7 @@ def histogram_listmode(path_or_words: str | os.PathLike | np.ndarray, layout: Si
         raise ParameterError("list-mode histogramming into TOF layouts is not supported (PETLINK mMR words carry "
                              "no TOF bin)")
     start_ms, end_ms = frame_ms(start_s, end_s)
+    started = time.perf_counter()
     histogrammer = _Histogrammer(layout, start_ms, end_ms)
     chunks, total = _chunks(path_or_words, chunk_words)
     bar = None
@@ -219,7 +226,7 @@ def histogram_listmode(path_or_words: str | os.PathLike | np.ndarray, layout: Si
         duration_s=int(state[_TAGS]) / 1000.0, n_dropped=int(state[_DROPPED]), n_unmapped=int(state[_UNMAPPED]),
         n_words=n_words, n_events_in_frame=int(state[_EVENTS_IN_FRAME]),
         singles_per_s={int(b): float(singles_sum[b] / singles_n[b]) for b in seen},
-        n_other_tags=int(state[_OTHER_TAGS]))
+        n_other_tags=int(state[_OTHER_TAGS]), elapsed_s=time.perf_counter() - started)
 
 
 _NO_END = np.iinfo(np.int64).max
@@ -426,43 +433,28 @@ def _scatter(targets, bounds, positions, ordered):  # pragma: no cover - compile
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _accumulate(ordered, bucket_start, histogram):  # pragma: no cover - compiled
-    for bucket in numba.prange(bucket_start.size - 1):
-        for j in range(bucket_start[bucket], bucket_start[bucket + 1]):
-            histogram[ordered[j]] += 1
+    """Increment the histogram bucket by bucket; inside a bucket, in ascending blocks of 256 bins.
 
-
-def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramLayout, out: str | os.PathLike, *,
-                                    start_s: float = 0.0, end_s: float | None = None, progress: bool = True,
-                                    overwrite: bool = False) -> ListmodeHistogram:
-    """Histogram a list-mode file (``.l``/``.bf``, or a Siemens DICOM wrapper) into an HDF5 container.
-
-    The container holds sinograms ``prompts`` and ``delays`` (uint32, the
-    layout's shape), attributes (frame, duration, counts, mean bucket singles)
-    and the provenance (input SHA-256, layout, frame). What ``petrecon
-    histogram`` runs.
+    A counting sort on bits 8-15 first makes the increments of a bucket walk
+    its 256 KiB range upwards, which the hardware prefetcher follows (random
+    order costs one memory latency per event).
     """
-    from petrecon.io.container import Container, make_provenance, write_container
-
-    source = Path(source)
-    words_path = source
-    if source.suffix.lower() in (".dcm", ".ima"):
-        from petrecon.io.siemens import read_wrapper
-
-        wrapper = read_wrapper(source)
-        if wrapper.kind != "listmode":
-            raise FormatError(source, "kind", f"is a {wrapper.kind} object, not list-mode")
-        words_path = wrapper.payload_path
-    if Path(out).exists() and not overwrite:
-        raise FormatError(out, "file", "exists; pass overwrite=True (--overwrite) to replace it")
-    result = histogram_listmode(words_path, layout, start_s=start_s, end_s=end_s, progress=progress)
-    attributes = {"frame_start_s": result.start_s, "frame_end_s": None if np.isinf(result.end_s) else result.end_s,
-                  "duration_s": result.duration_s, "n_prompts": result.n_prompts, "n_delays": result.n_delays,
-                  "n_dropped": result.n_dropped, "n_unmapped": result.n_unmapped,
-                  "bucket_singles_per_s": {str(k): v for k, v in result.singles_per_s.items()}}
-    provenance = make_provenance(protocol={"operation": "histogram", "span": layout.span,
-                                           "max_ring_difference": layout.max_ring_difference,
-                                           "frame_s": [start_s, end_s]},
-                                 scanner=layout.scanner.name, input_files=[words_path])
-    write_container(out, Container({"prompts": result.prompts, "delays": result.delays}, layout=layout,
-                                   attributes=attributes, provenance=provenance), overwrite=overwrite)
-    return result
+    for bucket in numba.prange(bucket_start.size - 1):
+        low = bucket_start[bucket]
+        high = bucket_start[bucket + 1]
+        if high - low < 64:
+            for j in range(low, high):
+                histogram[ordered[j]] += 1
+            continue
+        position = np.zeros(257, dtype=np.int64)
+        for j in range(low, high):
+            position[((ordered[j] >> 8) & 0xFF) + 1] += 1
+        for block in range(256):
+            position[block + 1] += position[block]
+        sorted_targets = np.empty(high - low, dtype=np.uint32)
+        for j in range(low, high):
+            block = (ordered[j] >> 8) & 0xFF
+            sorted_targets[position[block]] = ordered[j]
+            position[block] += 1
+        for j in range(high - low):
+            histogram[sorted_targets[j]] += 1
