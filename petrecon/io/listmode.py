@@ -41,7 +41,8 @@ from petrecon.errors import FormatError, ParameterError
 from petrecon.geometry import SinogramLayout
 from petrecon.io import petlink
 
-DEFAULT_CHUNK_WORDS = 1 << 22  # 16 MiB of words per chunk
+DEFAULT_CHUNK_WORDS = 1 << 22  # 16 MiB of words read at a time
+BATCH_EVENTS = 1 << 25  # decoded events histogrammed together (128 MiB of targets + 128 MiB sorted)
 N_BUCKETS = int(petlink.SINGLES_BUCKET_MASK) + 1
 
 # indices into the kernel's int64 state vector
@@ -213,6 +214,7 @@ def histogram_listmode(path_or_words: str | os.PathLike | np.ndarray, layout: Si
             n_words += chunk.size
             if bar is not None:
                 bar.update(chunk.size)
+        histogrammer.finish()
     finally:
         if bar is not None:
             bar.close()
@@ -278,18 +280,57 @@ def _chunks(path_or_words, chunk_words: int) -> tuple[Iterator[np.ndarray], int]
     return iter_listmode_chunks(path, chunk_words), total
 
 
-_SKIP = np.uint32(0xFFFF_FFFF)
+def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramLayout, out: str | os.PathLike, *,
+                                    start_s: float = 0.0, end_s: float | None = None, progress: bool = True,
+                                    overwrite: bool = False) -> ListmodeHistogram:
+    """Histogram a list-mode file (``.l``/``.bf``, or a Siemens DICOM wrapper) into an HDF5 container.
+
+    The container holds sinograms ``prompts`` and ``delays`` (uint32, the
+    layout's shape), attributes (frame, duration, counts, mean bucket singles)
+    and the provenance (input SHA-256, layout, frame). What ``petrecon
+    histogram`` runs.
+    """
+    from petrecon.io.container import Container, make_provenance, write_container
+
+    source = Path(source)
+    words_path = source
+    if source.suffix.lower() in (".dcm", ".ima"):
+        from petrecon.io.siemens import read_wrapper
+
+        wrapper = read_wrapper(source)
+        if wrapper.kind != "listmode":
+            raise FormatError(source, "kind", f"is a {wrapper.kind} object, not list-mode")
+        words_path = wrapper.payload_path
+    if Path(out).exists() and not overwrite:
+        raise FormatError(out, "file", "exists; pass overwrite=True (--overwrite) to replace it")
+    result = histogram_listmode(words_path, layout, start_s=start_s, end_s=end_s, progress=progress)
+    attributes = {"frame_start_s": result.start_s, "frame_end_s": None if np.isinf(result.end_s) else result.end_s,
+                  "duration_s": result.duration_s, "n_prompts": result.n_prompts, "n_delays": result.n_delays,
+                  "n_dropped": result.n_dropped, "n_unmapped": result.n_unmapped,
+                  "bucket_singles_per_s": {str(k): v for k, v in result.singles_per_s.items()}}
+    provenance = make_provenance(protocol={"operation": "histogram", "span": layout.span,
+                                           "max_ring_difference": layout.max_ring_difference,
+                                           "frame_s": [start_s, end_s]},
+                                 scanner=layout.scanner.name, input_files=[words_path])
+    write_container(out, Container({"prompts": result.prompts, "delays": result.delays}, layout=layout,
+                                   attributes=attributes, provenance=provenance), overwrite=overwrite)
+    return result
+
+
 _BUCKET_SHIFT = 16  # 65536 uint32 bins (256 KiB) per bucket: one bucket's histogram range stays in L2
 
 
 class _Histogrammer:
     """Cache-conscious histogramming of chunks into one uint32 array ``[prompts | delays]``.
 
-    Per chunk: (1) decode every word to its target index in parallel slices
-    (each slice starts from the time of the last time tag before it), counting
-    targets per bucket of 2**16 bins; (2) scatter the targets into bucket
-    order; (3) increment the histogram bucket by bucket, each bucket's range
-    staying in cache, buckets shared out between threads (no write races).
+    Per chunk: decode every word to its target index in parallel slices (each
+    slice starts from the time of the last time tag before it), counting
+    targets per bucket of 2**16 bins, into a batch buffer. Per batch (up to
+    ``BATCH_EVENTS`` targets, many chunks: the denser the batch, the more
+    increments share a cache line): scatter the targets into bucket order,
+    then increment the histogram bucket by bucket (:func:`_accumulate`),
+    buckets shared out between threads (no write races). Call
+    :meth:`finish` after the last chunk.
     """
 
     def __init__(self, layout: SinogramLayout, start_ms: int, end_ms: int) -> None:
@@ -305,32 +346,51 @@ class _Histogrammer:
         self.counters = np.zeros(len(_COUNTERS), dtype=np.int64)
         self.singles_sum = np.zeros(N_BUCKETS, dtype=np.float64)
         self.singles_n = np.zeros(N_BUCKETS, dtype=np.int64)
+        self.targets = np.empty(0, dtype=np.uint32)
+        self.fill = 0
+        self.slice_bounds: list[np.ndarray] = []
+        self.slice_counts: list[np.ndarray] = []
 
     def add(self, words: np.ndarray) -> None:
         if words.size == 0:
             return
+        if self.fill + words.size > self.targets.size:
+            self.finish()
+            if words.size > self.targets.size:
+                self.targets = np.empty(max(words.size, BATCH_EVENTS), dtype=np.uint32)
         n_slices = min(self.n_slices, words.size)
         bounds = np.linspace(0, words.size, n_slices + 1).astype(np.int64)
         start_times = _slice_start_times(words, bounds, self.counters[_TIME])
-        targets = np.empty(words.size, dtype=np.uint32)
         bucket_counts = np.zeros((n_slices, self.n_buckets), dtype=np.int64)
         counters = np.zeros((n_slices, len(_COUNTERS)), dtype=np.int64)
         singles_sum = np.zeros((n_slices, N_BUCKETS), dtype=np.float64)
         singles_n = np.zeros((n_slices, N_BUCKETS), dtype=np.int64)
-        _decode(words, bounds, start_times, self.sinogram_map, self.geometry, self.frame, self.n_bins, targets,
-                bucket_counts, counters, singles_sum, singles_n)
-        per_bucket = bucket_counts.sum(axis=0)
-        bucket_start = np.zeros(self.n_buckets + 1, dtype=np.int64)
-        np.cumsum(per_bucket, out=bucket_start[1:])
-        # write position of each (slice, bucket): slices in order inside each bucket
-        positions = bucket_start[:-1][None, :] + np.cumsum(bucket_counts, axis=0) - bucket_counts
-        ordered = np.empty(int(bucket_start[-1]), dtype=np.uint32)
-        _scatter(targets, bounds, positions, ordered)
-        _accumulate(ordered, bucket_start, self.histogram)
+        _decode(words, bounds, start_times, self.sinogram_map, self.geometry, self.frame, self.n_bins,
+                self.targets[self.fill:self.fill + words.size], bucket_counts, counters, singles_sum, singles_n)
+        self.slice_bounds.append(bounds + self.fill)
+        self.slice_counts.append(bucket_counts)
+        self.fill += words.size
         self.counters[_TIME] = counters[-1, _TIME]
         self.counters[1:] += counters[:, 1:].sum(axis=0)
         self.singles_sum += singles_sum.sum(axis=0)
         self.singles_n += singles_n.sum(axis=0)
+
+    def finish(self) -> None:
+        """Histogram the decoded batch."""
+        if not self.slice_counts:
+            return
+        starts = np.concatenate([bounds[:-1] for bounds in self.slice_bounds])
+        ends = np.concatenate([bounds[1:] for bounds in self.slice_bounds])
+        bucket_counts = np.concatenate(self.slice_counts, axis=0)
+        bucket_start = np.zeros(self.n_buckets + 1, dtype=np.int64)
+        np.cumsum(bucket_counts.sum(axis=0), out=bucket_start[1:])
+        # write position of each (slice, bucket): slices in stream order inside each bucket
+        positions = bucket_start[:-1][None, :] + np.cumsum(bucket_counts, axis=0) - bucket_counts
+        ordered = np.empty(int(bucket_start[-1]), dtype=np.uint32)
+        _scatter(self.targets, starts, ends, positions, ordered)
+        _accumulate(ordered, bucket_start, self.histogram)
+        self.fill = 0
+        self.slice_bounds, self.slice_counts = [], []
 
 
 _COUNTERS = (_TIME, _DROPPED, _UNMAPPED, _TAGS, _SINGLES_WORDS, _OTHER_TAGS, _EVENTS_IN_FRAME)
@@ -420,10 +480,10 @@ def _decode(words, bounds, start_times, sinogram_map, geometry, frame, n_bins, t
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _scatter(targets, bounds, positions, ordered):  # pragma: no cover - compiled
-    for k in numba.prange(bounds.size - 1):
+def _scatter(targets, starts, ends, positions, ordered):  # pragma: no cover - compiled
+    for k in numba.prange(starts.size):
         position = positions[k].copy()
-        for i in range(bounds[k], bounds[k + 1]):
+        for i in range(starts[k], ends[k]):
             target = targets[i]
             if target != 0xFFFF_FFFF:
                 bucket = target >> _BUCKET_SHIFT
