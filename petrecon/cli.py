@@ -72,7 +72,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 def _add_io_commands(commands: argparse._SubParsersAction) -> None:
     histogram = commands.add_parser("histogram", help="histogram PETLINK list-mode into prompts/delays sinograms (HDF5)")
-    histogram.add_argument("listmode", help="list-mode file: .l / .bf words, or a Siemens DICOM wrapper (.dcm)")
+    histogram.add_argument("listmode", help="list-mode: .l / .bf file, Siemens DICOM wrapper (.dcm) or export folder")
     histogram.add_argument("--scanner", required=True, help="registry name, e.g. mmr")
     histogram.add_argument("--span", type=int, default=None, help="axial compression, e.g. 1 or 11 (default: the scanner's)")
     histogram.add_argument("--frame", default=None, help="time frame START_S:END_S in seconds (END_S may be empty)")

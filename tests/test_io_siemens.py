@@ -89,3 +89,16 @@ def test_broken_wrappers_name_the_file(tmp_path):
         read_wrapper(folder / "lm.dcm").read_sinograms()
     with pytest.raises(FormatError, match="not a readable DICOM"):
         read_wrapper(folder / "readme.txt")
+
+
+def test_histogram_command_takes_the_export_folder(tmp_path, capsys):
+    from petrecon.cli import main
+    from petrecon.io import read_container
+
+    _export(tmp_path)
+    out = tmp_path / "sino.h5"
+    assert main(["histogram", str(tmp_path / "export"), "--scanner", "test", "--out", str(out), "--quiet"]) == 0
+    assert int(read_container(out).sinograms["prompts"].sum()) == 500
+    assert main(["histogram", str(tmp_path / "export" / "sino.dcm"), "--scanner", "test", "--out",
+                 str(tmp_path / "x.h5"), "--quiet"]) == 2
+    assert "not list-mode" in capsys.readouterr().err

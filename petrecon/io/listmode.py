@@ -283,7 +283,7 @@ def _chunks(path_or_words, chunk_words: int) -> tuple[Iterator[np.ndarray], int]
 def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramLayout, out: str | os.PathLike, *,
                                     start_s: float = 0.0, end_s: float | None = None, progress: bool = True,
                                     overwrite: bool = False) -> ListmodeHistogram:
-    """Histogram a list-mode file (``.l``/``.bf``, or a Siemens DICOM wrapper) into an HDF5 container.
+    """Histogram list-mode (``.l``/``.bf`` file, Siemens DICOM wrapper, or export folder) into an HDF5 container.
 
     The container holds sinograms ``prompts`` and ``delays`` (uint32, the
     layout's shape), attributes (frame, duration, counts, mean bucket singles)
@@ -294,7 +294,14 @@ def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramL
 
     source = Path(source)
     words_path = source
-    if source.suffix.lower() in (".dcm", ".ima"):
+    if source.is_dir():
+        from petrecon.io.siemens import open_export
+
+        found = open_export(source).listmode
+        if len(found) != 1:
+            raise FormatError(source, "list-mode", f"the export holds {len(found)} list-mode objects; name one .dcm")
+        words_path = found[0].payload_path
+    elif source.suffix.lower() in (".dcm", ".ima"):
         from petrecon.io.siemens import read_wrapper
 
         wrapper = read_wrapper(source)
