@@ -458,11 +458,12 @@ def _decode(words, bounds, start_times, sinogram_map, geometry, frame, n_bins, t
         t = start_times[k]
         in_frame = dropped = unmapped = tags = singles_words = other = 0
         counts = bucket_counts[k]
+        counting = start_ms <= t < end_ms
         for i in range(bounds[k], bounds[k + 1]):
             w = np.int64(words[i])
             target = np.int64(0xFFFF_FFFF)
             if w < 0x8000_0000:
-                if start_ms <= t < end_ms:
+                if counting:
                     in_frame += 1
                     a = w & 0x3FFF_FFFF
                     if a >= n_addresses:
@@ -486,17 +487,17 @@ def _decode(words, bounds, start_times, sinogram_map, geometry, frame, n_bins, t
                             else:
                                 u = rest // nb
                                 target = s * views_x_bins + (u // view_mashing) * nb + (rest - u * nb)
-                            if not w & 0x4000_0000:
-                                target += n_bins
+                            target += n_bins * (1 - ((w >> 30) & 1))  # delays after prompts, no branch
                             counts[target >> _BUCKET_SHIFT] += 1
             else:
                 kind = w >> 29
                 if kind == 0b100:
                     t = w & 0x1FFF_FFFF
-                    if start_ms <= t < end_ms:
+                    counting = start_ms <= t < end_ms
+                    if counting:
                         tags += 1
                 elif kind == 0b101:
-                    if start_ms <= t < end_ms:
+                    if counting:
                         bucket = (w >> 19) & 0x3FF
                         singles_sum[k, bucket] += (w & 0x7FFFF) * 8.0
                         singles_n[k, bucket] += 1
