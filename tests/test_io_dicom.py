@@ -205,3 +205,19 @@ def test_two_series_in_one_folder_need_a_series_uid(tmp_path):
     with pytest.raises(FormatError, match="SeriesInstanceUID"):
         read_ct_series(tmp_path / "a")
     assert float(read_ct_series(tmp_path / "a", series_uid=first).data.max()) == 1.0
+
+
+def test_a_write_failing_half_way_leaves_no_series(tmp_path, monkeypatch):
+    calls = []
+    original = pydicom.Dataset.save_as
+
+    def failing_save_as(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom.Dataset, "save_as", failing_save_as)
+    with pytest.raises(OSError, match="disk full"):
+        _write(_asymmetric_volume(), tmp_path / "pet")
+    assert list(tmp_path.iterdir()) == []
