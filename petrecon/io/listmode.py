@@ -19,11 +19,15 @@ bin):
 - the frame's duration is the number of time tags inside it times 1 ms (one
   tag arrives every millisecond, reference/formats.md).
 
-The hot loop is one numba pass per chunk that decodes and histograms at once.
-On ``T`` threads the target sinogram is cut into ``T`` contiguous address
-ranges; every thread decodes the whole chunk and increments only its own
-range, so there are no write races and no per-thread histogram copies (a
-span-1 mMR histogram is 1.4 GB per array).
+Implementation (numba, all threads): the file is read in chunks of
+``chunk_words``; each chunk is decoded in parallel slices (a slice starts at
+the time of the last time tag before it) into target indices of one
+``[prompts | delays]`` uint32 array; batches of up to ``BATCH_EVENTS``
+targets are scattered into buckets of 2**16 bins and accumulated bucket by
+bucket, in ascending order inside each bucket, buckets shared between
+threads: no write races, no per-thread histogram copies (a span-1 mMR
+histogram is 1.4 GB per array), and the histogram sits on transparent huge
+pages. Figures: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -373,6 +377,8 @@ class _Histogrammer:
         self.geometry = np.array([span1.n_views, span1.n_radial_bins, layout.n_views, layout.view_mashing,
                                   span1.n_sinograms * span1.n_views * span1.n_radial_bins], dtype=np.int64)
         self.n_bins = int(np.prod(layout.shape))
+        if 2 * self.n_bins >= 0xFFFF_FFFF:  # targets are uint32 with 0xFFFFFFFF meaning "not counted"
+            raise ParameterError(f"layout of {self.n_bins} bins is too large for one list-mode histogram")
         self.histogram = zeros_on_huge_pages(2 * self.n_bins)
         self.n_buckets = ((2 * self.n_bins - 1) >> _BUCKET_SHIFT) + 1
         self.frame = np.array([start_ms, end_ms], dtype=np.int64)
