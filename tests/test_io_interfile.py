@@ -148,5 +148,8 @@ def test_wrong_sizes_and_escaping_data_files_are_refused(tmp_path):
             read_interfile_sinograms(tmp_path / "bad.s.hdr")
     with pytest.raises(FormatError, match="does not exist"):
         read_header(tmp_path / "nothing.hdr")
+    (tmp_path / "packed.s.hdr").write_text(path.read_text().replace("!END OF INTERFILE", "%compression := on\n!END"))
+    with pytest.raises(FormatError, match="compression"):
+        read_interfile_sinograms(tmp_path / "packed.s.hdr")
     with pytest.raises(PetreconError, match="exists"):
         write_interfile_sinograms(path, {"prompts": np.zeros(layout.shape, np.int16)}, layout)

@@ -373,6 +373,9 @@ def read_interfile_sinograms(header_path: str | os.PathLike, *, scanner: str | N
         Arrays in native byte order, shape ``layout.shape``, dtype of the file.
     """
     header = header or read_header(header_path)
+    compression = header.text("compression", "off").strip().lower()
+    if compression not in ("off", "none", "no", ""):
+        raise FormatError(header.path, "compression", f"is {compression!r}; petrecon reads uncompressed sinograms only")
     layout = layout_from_header(header, scanner)
     dtype = data_dtype(header)
     n_types = header.integer("number of scan data types", default=1)
