@@ -91,6 +91,11 @@ def test_suvs_survive_the_round_trip(tmp_path):
     # reference/quantification.md known answer: 370 MBq, 60 min, 6586 s, 70 kg -> 2.76340e-4 g/Bq
     assert _suv_bw(header, 1.0) == pytest.approx(2.76340e-4, rel=1e-5)  # 6 printed digits
     assert float(header.PatientSize) == 1.75 and header.PatientSex == "F"
+    inputs = back.metadata["suv_inputs"]
+    assert (inputs["patient_weight_kg"], inputs["radionuclide_total_dose_bq"], inputs["radionuclide_half_life_s"]) == \
+        (70.0, 370e6, 6586.0)
+    assert inputs["decay_correction"] == "START" and "ATTN" in inputs["corrected_image"]
+    assert inputs["radiopharmaceutical_start_datetime"].startswith("20260302130100")
     np.testing.assert_allclose(_suv_bw(header, back.data), _suv_bw(header, volume.data), rtol=1e-4)  # int16 steps
 
 

@@ -92,7 +92,8 @@ def read_pet_series(folder: str | os.PathLike, *, series_uid: str | None = None,
     Volume
         Values after the per-slice rescale (Bq/ml for Units BQML). Metadata:
         ``units`` (``"Bq/ml"`` for BQML, else the header's Units),
-        ``dicom_units``, ``patient_position``, ``dicom_header`` (the first
+        ``dicom_units``, ``patient_position``, ``suv_inputs`` (the header
+        fields SUV needs, as found: see :func:`_suv_inputs`), ``dicom_header`` (the first
         slice's header, ``Dataset.to_json_dict()`` without PixelData),
         ``rescale_slopes`` (per slice, z order).
 
@@ -105,8 +106,8 @@ def read_pet_series(folder: str | os.PathLike, *, series_uid: str | None = None,
     series = _read_series(Path(folder), "PT", series_uid, patient_position)
     units = str(series.first.get("Units", ""))
     metadata = {"units": "Bq/ml" if units == "BQML" else units, "dicom_units": units,
-                "patient_position": series.patient_position, "dicom_header": _header_json(series.first),
-                "rescale_slopes": series.slopes.tolist()}
+                "patient_position": series.patient_position, "suv_inputs": _suv_inputs(series.first),
+                "dicom_header": _header_json(series.first), "rescale_slopes": series.slopes.tolist()}
     return Volume(series.data.astype(np.float32), series.grid, metadata)
 
 
@@ -287,6 +288,42 @@ def _axis_align(path: Path, stack: np.ndarray, matrix: np.ndarray, origin: np.nd
     order = np.argsort(axis_of_index)                  # index axis that runs along x, y, z
     data = np.ascontiguousarray(np.transpose(stack, order))
     return data, np.abs(step)[order], origin
+
+
+def _suv_inputs(dataset: Any) -> dict:
+    """The fields SUV needs (reference/quantification.md), as strings/floats or None where absent.
+
+    Times are left as DICOM strings: the time logic (series vs acquisition
+    time, midnight crossing) belongs to the quantification module.
+    """
+    def number(value: Any) -> float | None:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+    import pydicom
+
+    sequence = dataset.get("RadiopharmaceuticalInformationSequence")
+    item = sequence[0] if sequence else pydicom.Dataset()
+    return {
+        "units": str(dataset.get("Units", "")) or None,
+        "decay_correction": str(dataset.get("DecayCorrection", "")) or None,
+        "corrected_image": [str(v) for v in (dataset.get("CorrectedImage") or [])],
+        "patient_weight_kg": number(dataset.get("PatientWeight")),
+        "patient_size_m": number(dataset.get("PatientSize")),
+        "patient_sex": str(dataset.get("PatientSex", "")) or None,
+        "series_date": str(dataset.get("SeriesDate", "")) or None,
+        "series_time": str(dataset.get("SeriesTime", "")) or None,
+        "acquisition_date": str(dataset.get("AcquisitionDate", "")) or None,
+        "acquisition_time": str(dataset.get("AcquisitionTime", "")) or None,
+        "frame_reference_time_ms": number(dataset.get("FrameReferenceTime")),
+        "actual_frame_duration_ms": number(dataset.get("ActualFrameDuration")),
+        "radionuclide_total_dose_bq": number(item.get("RadionuclideTotalDose")),
+        "radionuclide_half_life_s": number(item.get("RadionuclideHalfLife")),
+        "radiopharmaceutical_start_datetime": str(item.get("RadiopharmaceuticalStartDateTime", "")) or None,
+        "radiopharmaceutical_start_time": str(item.get("RadiopharmaceuticalStartTime", "")) or None,
+    }
 
 
 def _header_json(dataset: Any) -> dict:
