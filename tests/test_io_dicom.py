@@ -51,6 +51,9 @@ def test_pet_series_round_trip_keeps_values_and_geometry(tmp_path, position):
     assert back.metadata["units"] == "Bq/ml" and back.metadata["patient_position"] == position
     json.dumps(back.metadata)  # the header is JSON-serialisable
     assert "7FE00010" not in back.metadata["dicom_header"]
+    # written again without naming the position: the volume's own position is kept
+    again = read_pet_series(_write(back, tmp_path / "again")[0].parent)
+    assert again.metadata["patient_position"] == position and again.grid == volume.grid
 
 
 def test_hfs_positions_are_lps_of_the_scanner_frame(tmp_path):

@@ -339,7 +339,7 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
                      isotope: str = "F18", radiopharmaceutical: str = "Fluorodeoxyglucose",
                      patient_weight_kg: float | None = None, patient_size_m: float | None = None,
                      patient_sex: str = "O", patient_name: str = "Anonymous^", patient_id: str = "petrecon",
-                     patient_birth_date: str = "", patient_position: str = "HFS",
+                     patient_birth_date: str = "", patient_position: str | None = None,
                      corrected_image: tuple[str, ...] = ("NORM", "DTIM", "ATTN", "SCAT", "DECY", "RAN"),
                      half_life_s: float | None = None, series_description: str = "petrecon AW-OSEM",
                      series_number: int = 1, study_instance_uid: str | None = None,
@@ -368,9 +368,10 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
         PatientWeight and PatientSize (needed for SUVbw / lean-mass SUVs).
     patient_sex : str
         ``M``, ``F`` or ``O``.
-    patient_position : str
-        HFS (default), FFS, HFP or FFP: sets ImageOrientationPatient and
+    patient_position : str, optional
+        HFS, FFS, HFP or FFP: sets ImageOrientationPatient and
         ImagePositionPatient from the scanner coordinates (module docstring).
+        Default: ``volume.metadata["patient_position"]``, else HFS.
     corrected_image : tuple of str
         CorrectedImage values (subset of NORM, DTIM, ATTN, SCAT, DECY, RAN).
     half_life_s : float, optional
@@ -405,6 +406,7 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
     units = volume.metadata.get("units", "Bq/ml")
     if units not in ("Bq/ml", "BQML"):
         raise ParameterError(f"write_pet_series writes Bq/ml volumes; this volume's units are {units!r}")
+    patient_position = str(patient_position or volume.metadata.get("patient_position") or "HFS")
     if patient_position.upper() not in PATIENT_POSITION_SIGNS:
         raise ParameterError(f"patient_position must be one of {', '.join(PATIENT_POSITION_SIGNS)}, "
                              f"got {patient_position!r}")
