@@ -387,6 +387,7 @@ class _Histogrammer:
         self.singles_sum = np.zeros(N_BUCKETS, dtype=np.float64)
         self.singles_n = np.zeros(N_BUCKETS, dtype=np.int64)
         self.targets = np.empty(0, dtype=np.uint32)
+        self.ordered = np.empty(0, dtype=np.uint32)
         self.fill = 0
         self.slice_bounds: list[np.ndarray] = []
         self.slice_counts: list[np.ndarray] = []
@@ -398,6 +399,7 @@ class _Histogrammer:
             self.finish()
             if words.size > self.targets.size:
                 self.targets = np.empty(max(words.size, BATCH_EVENTS), dtype=np.uint32)
+                self.ordered = np.empty_like(self.targets)  # reused by every batch: no page faults after the first
         n_slices = min(self.n_slices, words.size)
         bounds = np.linspace(0, words.size, n_slices + 1).astype(np.int64)
         start_times = _slice_start_times(words, bounds, self.counters[_TIME])
@@ -426,7 +428,7 @@ class _Histogrammer:
         np.cumsum(bucket_counts.sum(axis=0), out=bucket_start[1:])
         # write position of each (slice, bucket): slices in stream order inside each bucket
         positions = bucket_start[:-1][None, :] + np.cumsum(bucket_counts, axis=0) - bucket_counts
-        ordered = np.empty(int(bucket_start[-1]), dtype=np.uint32)
+        ordered = self.ordered[:int(bucket_start[-1])]
         _scatter(self.targets, starts, ends, positions, ordered)
         _accumulate(ordered, bucket_start, self.histogram)
         self.fill = 0
