@@ -55,3 +55,53 @@ def test_reading_something_else_names_the_file(tmp_path):
         read_container(path)
     with pytest.raises(FormatError, match="does not exist"):
         read_container(tmp_path / "missing.h5")
+
+
+def test_provenance_records_hashes_versions_and_protocol(tmp_path):
+    import hashlib
+
+    from petrecon import __version__
+    from petrecon.io.container import make_provenance
+    from petrecon.recon import OsemProtocol
+
+    listmode = tmp_path / "scan.l"
+    listmode.write_bytes(b"\x01\x02\x03\x04" * 100)
+    record = make_provenance(protocol=OsemProtocol(), scanner="mmr", input_files=[listmode], command="test")
+    assert record["inputs"] == [{"path": str(listmode), "sha256": hashlib.sha256(listmode.read_bytes()).hexdigest(),
+                                 "size_bytes": 400}]
+    assert record["software_version"] == __version__ and record["protocol"]["n_subsets"] == 8
+    container = _container()
+    container.provenance = record
+    assert read_container(write_container(tmp_path / "p.h5", container)).provenance == record
+    with pytest.raises(FormatError, match="missing.l"):
+        make_provenance(input_files=[tmp_path / "missing.l"])
+
+
+def test_damaged_volume_attributes_are_named(tmp_path):
+    import h5py
+
+    path = write_container(tmp_path / "s.h5", _container())
+    with h5py.File(path, "r+") as f:
+        f["volumes/mu_per_cm"].attrs["affine"] = np.eye(4)
+    with pytest.raises(FormatError, match="/volumes/mu_per_cm/affine"):
+        read_container(path)
+    with h5py.File(path, "r+") as f:
+        del f["volumes/mu_per_cm"].attrs["origin_mm"]
+    with pytest.raises(FormatError, match="origin_mm"):
+        read_container(path)
+
+
+def test_nifti_export_puts_voxels_at_their_ras_positions(tmp_path):
+    import nibabel
+
+    from petrecon.io.container import write_nifti
+
+    volume = _container().volumes["mu_per_cm"]
+    path = write_nifti(tmp_path / "mu.nii.gz", volume)
+    image = nibabel.load(path)
+    np.testing.assert_array_equal(np.asarray(image.dataobj), volume.data.astype(np.float32))
+    # voxel (1, 2, 3) is at scanner (x, y, z); HFS: RAS = (-x, -y, z)
+    x, y, z = np.array(volume.grid.origin_mm) + np.array(volume.grid.voxel_size_mm) * [1, 2, 3]
+    np.testing.assert_allclose(image.affine @ [1, 2, 3, 1], [-x, -y, z, 1])
+    with pytest.raises(PetreconError, match="exists"):
+        write_nifti(path, volume)

@@ -10,6 +10,16 @@ from pathlib import Path
 from petrecon.errors import PetreconError
 
 
+def _checked_target(path: str | os.PathLike, overwrite: bool) -> tuple[Path, Path]:
+    """The final path (checked: absent unless ``overwrite``, folder exists) and its temporary sibling."""
+    final = Path(path)
+    if final.exists() and not overwrite:
+        raise PetreconError(f"{final}: exists; pass overwrite=True (--overwrite) to replace it")
+    if not final.parent.is_dir():
+        raise PetreconError(f"{final}: folder {final.parent} does not exist")
+    return final, final.with_name(f".{final.name}.{os.getpid()}.partial")
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
@@ -35,14 +45,40 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     >>> target.read_text()
     'done'
     """
-    final = Path(path)
-    if final.exists() and not overwrite:
-        raise PetreconError(f"{final}: exists; pass overwrite=True (--overwrite) to replace it")
-    if not final.parent.is_dir():
-        raise PetreconError(f"{final}: folder {final.parent} does not exist")
-    temporary = final.with_name(f".{final.name}.{os.getpid()}.partial")
+    final, temporary = _checked_target(path, overwrite)
     try:
         yield temporary
         os.replace(temporary, final)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; it becomes ``path`` only if the block succeeds.
+
+    With ``overwrite`` an existing folder is replaced (removed after the new one is in place).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "series"
+    >>> with atomic_folder(target) as temporary:
+    ...     _ = (temporary / "1.dcm").write_text("x")
+    >>> sorted(p.name for p in target.iterdir())
+    ['1.dcm']
+    """
+    import shutil
+
+    final, temporary = _checked_target(path, overwrite)
+    previous = final.with_name(f".{final.name}.{os.getpid()}.previous")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    try:
+        yield temporary
+        if final.exists():
+            os.replace(final, previous)
+        os.replace(temporary, final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)

@@ -9,6 +9,11 @@ Layout of a file (all groups optional)::
     /volumes/<name>        datasets (x, y, z); attrs: voxel_size_mm, origin_mm,
                            affine (4x4, mm), metadata (JSON)
 
+Provenance (ARCHITECTURE contract 8): :func:`make_provenance` records the
+protocol, the scanner, each input file's SHA-256 and size, and the software
+versions; pass it as ``Container.provenance``. :func:`write_nifti` exports a
+volume as NIfTI-1 (optional extra ``nifti``: nibabel).
+
 Names are free (``prompts``, ``delays``, ``randoms``, ``scatter``,
 ``normalisation``, ``attenuation_factors`` for sinograms; ``activity_bq_per_ml``,
 ``mu_per_cm``, ... for volumes). Arrays round-trip exactly (same dtype and
@@ -18,15 +23,21 @@ with every file (contract 8).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import hashlib
 import json
 import os
+import platform
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from petrecon.errors import FormatError, GeometryError
+from petrecon import __version__
+from petrecon.errors import FormatError, GeometryError, PetreconError
 from petrecon.geometry import SinogramLayout, layout_from_dict
 from petrecon.io.atomic import atomic_output
 from petrecon.volume import ImageGrid, Volume
@@ -82,6 +93,16 @@ def write_container(path: str | os.PathLike, container: Container, *, overwrite:
 
     path = Path(path)
     _check_sinograms(path, container)
+    arrays = [(f"/sinograms/{k}", v) for k, v in container.sinograms.items()]
+    arrays += [(f"/volumes/{k}", v.data) for k, v in container.volumes.items()]
+    for where, array in arrays:
+        if np.asarray(array).dtype.kind not in "biuf":
+            raise FormatError(path, where, f"has dtype {np.asarray(array).dtype}; real numbers only")
+    for key in ("attributes", "provenance"):
+        try:
+            json.dumps(getattr(container, key))
+        except (TypeError, ValueError) as error:
+            raise FormatError(path, key, f"is not JSON-serialisable ({error})") from None
     with atomic_output(path, overwrite=overwrite) as temporary, h5py.File(temporary, "w") as f:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
@@ -134,13 +155,121 @@ def read_container(path: str | os.PathLike) -> Container:
                 container.layout = layout_from_dict(_json_attr(path, f["layout"].attrs, "json"))
             except GeometryError as error:
                 raise FormatError(path, "/layout", str(error)) from None
-        for name, dataset in f.get("sinograms", {}).items():
-            container.sinograms[name] = dataset[()]
-        for name, dataset in f.get("volumes", {}).items():
-            grid = ImageGrid(dataset.shape, tuple(dataset.attrs["voxel_size_mm"]), tuple(dataset.attrs["origin_mm"]))
-            container.volumes[name] = Volume(dataset[()], grid, _json_attr(path, dataset.attrs, "metadata"))
+        try:
+            for name, dataset in f.get("sinograms", {}).items():
+                container.sinograms[name] = dataset[()]
+            for name, dataset in f.get("volumes", {}).items():
+                container.volumes[name] = _read_volume(path, name, dataset)
+        except (OSError, KeyError, ValueError, TypeError) as error:
+            if isinstance(error, FormatError):
+                raise
+            raise FormatError(path, "datasets", f"cannot be read ({error})") from None
     _check_sinograms(path, container)
     return container
+
+
+def _read_volume(path: Path, name: str, dataset: Any) -> Volume:
+    where = f"/volumes/{name}"
+    try:
+        voxel_size = tuple(float(v) for v in dataset.attrs["voxel_size_mm"])
+        origin = tuple(float(v) for v in dataset.attrs["origin_mm"])
+        grid = ImageGrid(dataset.shape, voxel_size, origin)
+    except KeyError as error:
+        raise FormatError(path, where, f"lacks the attribute {error}") from None
+    except GeometryError as error:
+        raise FormatError(path, where, str(error)) from None
+    if "affine" in dataset.attrs and not np.allclose(dataset.attrs["affine"], grid.affine):
+        raise FormatError(path, f"{where}/affine", "contradicts voxel_size_mm and origin_mm")
+    return Volume(dataset[()], grid, _json_attr(path, dataset.attrs, "metadata"))
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file, read in chunks (list-mode files are GBs).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a"
+    >>> _ = path.write_bytes(b"abc")
+    >>> sha256_file(path)[:16]
+    'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(chunk_bytes):
+                digest.update(block)
+    except OSError as error:
+        raise FormatError(path, "file", f"cannot be read for hashing ({error.strerror})") from None
+    return digest.hexdigest()
+
+
+def make_provenance(*, protocol: Any = None, scanner: str | None = None,
+                    input_files: Iterable[str | os.PathLike] = (), **extra: Any) -> dict:
+    """The provenance record of an output (ARCHITECTURE contract 8), JSON-serialisable.
+
+    Parameters
+    ----------
+    protocol : dataclass or dict, optional
+        All processing parameters (an ``OsemProtocol``, a histogram frame, ...).
+    scanner : str, optional
+        Registry name of the scanner.
+    input_files : iterable of path-like
+        Files the output was computed from; each is hashed (SHA-256).
+    **extra
+        Further JSON-serialisable facts (``command``, ``frame_s``, ...).
+
+    Examples
+    --------
+    >>> record = make_provenance(protocol={"span": 11}, scanner="mmr")
+    >>> record["software"], record["scanner"], record["protocol"]
+    ('petrecon', 'mmr', {'span': 11})
+    """
+    if dataclasses.is_dataclass(protocol) and not isinstance(protocol, type):
+        protocol = dataclasses.asdict(protocol)
+    inputs = [{"path": str(Path(p)), "sha256": sha256_file(p), "size_bytes": Path(p).stat().st_size}
+              for p in input_files]
+    record = {"software": "petrecon", "software_version": __version__, "python": platform.python_version(),
+              "numpy": np.__version__, "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "protocol": protocol, "scanner": scanner, "inputs": inputs}
+    record.update(extra)
+    json.dumps(record)  # fail here, not at write time, if something is not serialisable
+    return record
+
+
+def write_nifti(path: str | os.PathLike, volume: Volume, *, patient_position: str | None = None,
+                overwrite: bool = False) -> Path:
+    """Export a volume as NIfTI-1 (``.nii`` or ``.nii.gz``), float32, sform in RAS+ mm (needs nibabel).
+
+    Scanner (x, y, z) go to RAS through DICOM LPS with the patient position
+    (``patient_position``, else ``volume.metadata["patient_position"]``,
+    else HFS: see :mod:`petrecon.io.dicom`): RAS = (-L, -P, S).
+    """
+    try:
+        import nibabel
+    except ImportError:
+        raise PetreconError("NIfTI export needs nibabel: pip install 'petrecon[nifti]'") from None
+    from petrecon.io.dicom import PATIENT_POSITION_SIGNS
+
+    position = (patient_position or volume.metadata.get("patient_position") or "HFS").upper()
+    if position not in PATIENT_POSITION_SIGNS:
+        raise PetreconError(f"patient position must be one of {', '.join(PATIENT_POSITION_SIGNS)}, got {position!r}")
+    signs = np.array(PATIENT_POSITION_SIGNS[position], dtype=np.float64) * [-1.0, -1.0, 1.0]
+    affine = np.diag([*signs, 1.0]) @ volume.grid.affine
+    image = nibabel.Nifti1Image(np.asarray(volume.data, dtype=np.float32), affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    image.header.set_xyzt_units("mm", "sec")
+    path = Path(path)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    with atomic_output(path, overwrite=overwrite) as temporary:
+        partial = temporary.with_name(temporary.name + suffix)
+        try:
+            nibabel.save(image, partial)
+            os.replace(partial, temporary)
+        finally:
+            partial.unlink(missing_ok=True)
+    return path
 
 
 def _check_sinograms(path: Path, container: Container) -> None:

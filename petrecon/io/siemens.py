@@ -1,0 +1,184 @@
+"""Siemens raw-data exports: DICOM objects wrapping an Interfile header, payload in a sibling ``.bf`` file.
+
+Facts (reference/formats.md, after NiftyPET/NIPET ``mmraux.py``): list-mode,
+sinograms and normalisation leave the scanner as DICOM objects (``.dcm``);
+the Interfile header text sits in the private element (0029,1010) (older
+software, e.g. syngo MR B18P: (0029,1110)); SoftwareVersions (0018,1020)
+names the software line; the payload is the sibling file with the same stem
+and the extension ``.bf``. ``.IMA`` exports embed the payload in an element
+the reference does not name: they are refused with a clear error.
+
+Classification (petrecon's rule, from the Interfile header; the DICOM
+ImageType is not used because the reference does not give its values):
+
+- list-mode: the header names a ``.l`` data file, or has a key containing
+  ``listmode`` / ``lm event``;
+- normalisation: the header names a ``.n`` data file, or a key or the
+  ``%data format`` value contains ``norm``;
+- sinogram: a header with ``%segment table`` and ``matrix size[3]``;
+- anything else is ``other`` (listed, not read).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from petrecon.errors import FormatError
+from petrecon.io.interfile import InterfileHeader, InterfileSinograms, parse_interfile, read_interfile_sinograms
+
+HEADER_TAGS = ((0x0029, 0x1010), (0x0029, 0x1110))
+KINDS = ("listmode", "sinogram", "norm", "other")
+
+
+@dataclass
+class RawObject:
+    """One exported raw-data object.
+
+    Attributes
+    ----------
+    kind : str
+        ``listmode``, ``sinogram``, ``norm`` or ``other``.
+    dicom_path, payload_path : Path
+        The DICOM wrapper and its ``.bf`` payload.
+    header : InterfileHeader
+        The Interfile header found in the wrapper (errors name the wrapper).
+    software_version : str
+        SoftwareVersions (0018,1020), empty if absent.
+    header_tag : tuple of int
+        The element that held the header.
+    """
+
+    kind: str
+    dicom_path: Path
+    payload_path: Path
+    header: InterfileHeader
+    software_version: str
+    header_tag: tuple[int, int]
+
+    def read_sinograms(self, scanner: str | None = None) -> InterfileSinograms:
+        """Read a sinogram or normalisation object (geometry checked against the registry)."""
+        if self.kind not in ("sinogram", "norm"):
+            raise FormatError(self.dicom_path, "kind", f"is {self.kind}, not a sinogram or normalisation")
+        return read_interfile_sinograms(self.dicom_path, scanner=scanner, data_path=self.payload_path,
+                                        header=self.header)
+
+
+@dataclass
+class SiemensExport:
+    """The raw-data objects of an export folder, by kind (each list sorted by file name)."""
+
+    folder: Path
+    listmode: list[RawObject] = field(default_factory=list)
+    sinogram: list[RawObject] = field(default_factory=list)
+    norm: list[RawObject] = field(default_factory=list)
+    other: list[RawObject] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        """One line per object: kind, wrapper file, payload size."""
+        lines = []
+        for kind in KINDS:
+            for item in getattr(self, kind):
+                lines.append(f"{kind:9s} {item.dicom_path.name}  ({item.payload_path.stat().st_size} bytes payload, "
+                             f"{item.software_version or 'unknown software'})")
+        return lines
+
+
+def header_from_dataset(dataset: Any, path: str | os.PathLike) -> tuple[InterfileHeader, tuple[int, int]]:
+    """The Interfile header text of a wrapper: (0029,1010), else (0029,1110); bytes may be padded.
+
+    Raises
+    ------
+    FormatError
+        If neither element holds an Interfile header.
+    """
+    for tag in HEADER_TAGS:
+        if tag not in dataset:
+            continue
+        value = dataset[tag].value
+        text = value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
+        text = text.replace("\x00", "").strip()
+        if text.upper().lstrip("!").startswith("INTERFILE"):
+            return parse_interfile(text, path), tag
+    raise FormatError(path, "(0029,1010)", "no Interfile header in (0029,1010) or (0029,1110)")
+
+
+def classify(header: InterfileHeader) -> str:
+    """``listmode``, ``norm``, ``sinogram`` or ``other`` (rules in the module docstring).
+
+    Examples
+    --------
+    >>> classify(parse_interfile("!INTERFILE:=\\nname of data file:=x.l\\n", "h"))
+    'listmode'
+    """
+    data_file = header.text("name of data file", "").strip().lower()
+    keys = " ".join(header.values) + " " + " ".join(header.vectors)
+    if data_file.endswith(".l") or "listmode" in keys or "lm event" in keys:
+        return "listmode"
+    if data_file.endswith(".n") or "norm" in keys or "norm" in header.text("data format", "").lower():
+        return "norm"
+    if header.has("segment table") and 3 in header.vectors.get("matrix size", {}):
+        return "sinogram"
+    return "other"
+
+
+def read_wrapper(path: str | os.PathLike) -> RawObject:
+    """Read one DICOM raw-data wrapper (header only; the payload stays on disk).
+
+    Raises
+    ------
+    FormatError
+        Not DICOM, no Interfile header, an ``.IMA`` export, or a missing ``.bf`` payload.
+    """
+    import pydicom
+
+    path = Path(path)
+    if path.suffix.lower() == ".ima":
+        raise FormatError(path, "payload", ".IMA exports embed the payload in an element petrecon does not know; "
+                                           "export as .dcm + .bf")
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=True)
+    except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, TypeError, AttributeError,
+            KeyError, IndexError, NotImplementedError, OverflowError, UnicodeDecodeError) as error:
+        raise FormatError(path, "file", f"is not a readable DICOM file ({error})") from None
+    header, tag = header_from_dataset(dataset, path)
+    payload = path.with_suffix(".bf")
+    if not payload.is_file():
+        raise FormatError(path, "payload", f"the sibling {payload.name} does not exist")
+    return RawObject(classify(header), path, payload, header, str(dataset.get("SoftwareVersions", "")), tag)
+
+
+def open_export(folder: str | os.PathLike) -> SiemensExport:
+    """Find and classify the raw-data wrappers (``*.dcm`` with a ``.bf`` sibling) in an export folder.
+
+    Files that are not raw-data wrappers (images, other DICOM, anything
+    else) are ignored; a wrapper whose ``.bf`` is missing is an error.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> open_export(tempfile.mkdtemp()).summary_lines()
+    []
+    """
+    import pydicom
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FormatError(folder, "folder", "does not exist")
+    export = SiemensExport(folder)
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in (".dcm", ".ima"):
+            continue
+        try:
+            dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(HEADER_TAGS))
+        except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, TypeError, AttributeError,
+                KeyError, IndexError, NotImplementedError, OverflowError, UnicodeDecodeError):
+            continue
+        if not any(tag in dataset for tag in HEADER_TAGS):
+            continue
+        item = read_wrapper(path)
+        getattr(export, item.kind).append(item)
+    return export
+
