@@ -43,7 +43,7 @@ import numpy as np
 from petrecon import __version__
 from petrecon.errors import FormatError, ParameterError
 from petrecon.io.atomic import atomic_folder
-from petrecon.isotopes import get_isotope
+from petrecon.isotopes import decay_correction_factor, get_isotope
 from petrecon.volume import ImageGrid, Volume
 
 PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
@@ -427,7 +427,7 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
     study_uid = study_instance_uid or generate_uid()
     series_uid = generate_uid()
     frame_uid = frame_of_reference_uid or generate_uid()
-    decay = decay_correction_over_frame(frame_duration_s, half_life_s)
+    decay = decay_correction_factor(half_life_s, 0.0, frame_duration_s)
     frame_reference_ms = 1000.0 * decay_weighted_frame_time_s(frame_duration_s, half_life_s)
     now = dt.datetime.now()
     comments = "petrecon " + __version__ + ((": " + ", ".join(f"{k}={v}" for k, v in provenance.items()
@@ -582,18 +582,6 @@ def _radiopharmaceutical_item(isotope: str, radiopharmaceutical: str, dose_bq: f
     return item
 
 
-def decay_correction_over_frame(frame_duration_s: float, half_life_s: float) -> float:
-    """Factor correcting a frame's mean activity to its start: ``lambda T / (1 - exp(-lambda T))``.
-
-    Examples
-    --------
-    >>> round(decay_correction_over_frame(180.0, 6586.2), 6)
-    1.009502
-    """
-    rate = math.log(2.0) / half_life_s * frame_duration_s
-    return rate / -math.expm1(-rate)
-
-
 def decay_weighted_frame_time_s(frame_duration_s: float, half_life_s: float) -> float:
     """Time after the frame start at which the activity equals the frame's mean.
 
@@ -606,4 +594,4 @@ def decay_weighted_frame_time_s(frame_duration_s: float, half_life_s: float) -> 
     89.858
     """
     decay_constant = math.log(2.0) / half_life_s
-    return math.log(decay_correction_over_frame(frame_duration_s, half_life_s)) / decay_constant
+    return math.log(decay_correction_factor(half_life_s, 0.0, frame_duration_s)) / decay_constant

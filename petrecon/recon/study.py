@@ -37,9 +37,8 @@ from tqdm.auto import tqdm
 
 from petrecon.errors import ParameterError
 from petrecon.io.container import Container
-from petrecon.isotopes import get_isotope
+from petrecon.isotopes import decay_correction_factor, get_isotope
 from petrecon.projectors.sinogram import SinogramProjector
-from petrecon.recon.corrections.decay import decay_correction_factor
 from petrecon.recon.corrections.randoms import randoms_from_delays
 from petrecon.recon.corrections.scatter import fit_scatter_tails, single_scatter
 from petrecon.recon.osem import osem

@@ -3,7 +3,7 @@
 from petrecon.recon.corrections.calibration import central_cylinder_mean, cross_calibration_factor
 from petrecon.recon.corrections.crystal_pairs import CrystalPairModel, fit_pair_model
 from petrecon.recon.corrections.deadtime import live_fraction, pair_live_fraction
-from petrecon.recon.corrections.decay import decay_correction_factor
+from petrecon.isotopes import decay_correction_factor
 from petrecon.recon.corrections.normalisation import Normalisation, estimate_normalisation
 from petrecon.recon.corrections.randoms import randoms_from_delays, randoms_from_singles
 from petrecon.recon.corrections.scatter import ScatterEstimate, ScatterSettings, fit_scatter_tails, single_scatter
