@@ -10,12 +10,9 @@ import subprocess
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from petrecon.errors import FormatError, PetreconError
-from petrecon.io.dicom import (CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, read_ct_series, read_dixon_series,
-                               read_pet_series, write_pet_series)
+from petrecon.io.dicom import read_ct_series, read_dixon_series, read_pet_series, write_pet_series
 from petrecon.volume import ImageGrid, Volume
 
 SCAN = dt.datetime(2026, 3, 2, 14, 1, 0)
@@ -126,38 +123,12 @@ def test_dciodvfy_reports_no_errors_on_our_pet_series(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ other series
-def _write_slices(folder, modality, planes, positions, orientation, spacing, *, slope=1.0, intercept=0.0,
-                  series_uid=None, extra=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    series_uid = series_uid or generate_uid()
-    sop_class = CT_IMAGE_STORAGE if modality == "CT" else MR_IMAGE_STORAGE
-    for k, (plane, position) in enumerate(zip(planes, positions)):
-        ds = pydicom.Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = sop_class
-        ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
-        ds.Modality, ds.SeriesInstanceUID = modality, series_uid
-        ds.ImageOrientationPatient = [f"{v:g}" for v in orientation]
-        ds.ImagePositionPatient = [f"{v:g}" for v in position]
-        ds.PixelSpacing = [f"{v:g}" for v in spacing]
-        ds.Rows, ds.Columns = plane.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = f"{slope:g}", f"{intercept:g}"
-        for key, value in (extra or {}).items():
-            setattr(ds, key, value)
-        ds.PixelData = plane.astype("<i2").tobytes()
-        ds.save_as(folder / f"{k:03d}.dcm", enforce_file_format=True)
-    return series_uid
-
-
-def test_ct_series_in_any_slice_order_gives_hounsfield_units_and_kvp(tmp_path):
+def test_ct_series_in_any_slice_order_gives_hounsfield_units_and_kvp(write_dicom_series, tmp_path):
     rng = np.random.default_rng(3)
     stored = rng.integers(0, 3000, (4, 6, 5))          # (slice, row, column)
     order = [2, 0, 3, 1]                               # files written out of order
     positions = [(-5.0, -2.5, 100.0 - 5.0 * k) for k in range(4)]  # slices go towards the feet (-z)
-    _write_slices(tmp_path / "ct", "CT", stored[order], [positions[k] for k in order], (1, 0, 0, 0, 1, 0),
+    write_dicom_series(tmp_path / "ct", "CT", stored[order], [positions[k] for k in order], (1, 0, 0, 0, 1, 0),
                   (0.5, 1.25), slope=1.0, intercept=-1024.0, extra={"KVP": "120", "PatientPosition": "HFS"})
     (tmp_path / "ct" / "notes.txt").write_text("not DICOM")
     ct = read_ct_series(tmp_path / "ct")
@@ -167,12 +138,12 @@ def test_ct_series_in_any_slice_order_gives_hounsfield_units_and_kvp(tmp_path):
     np.testing.assert_array_equal(ct.data, expected)
 
 
-def test_coronal_dixon_pair_lands_on_the_scanner_axes(tmp_path):
+def test_coronal_dixon_pair_lands_on_the_scanner_axes(write_dicom_series, tmp_path):
     # coronal: rows run along -z (S to I), columns along +x (L); slices step along +y (posterior)
     water = np.arange(3 * 4 * 5).reshape(3, 4, 5)      # (slice, row, column)
     positions = [(0.0, 2.0 * k, 30.0) for k in range(3)]
     for name, planes in (("water", water), ("fat", water * 2)):
-        _write_slices(tmp_path / name, "MR", planes, positions, (1, 0, 0, 0, 0, -1), (3.0, 1.5))
+        write_dicom_series(tmp_path / name, "MR", planes, positions, (1, 0, 0, 0, 0, -1), (3.0, 1.5))
     water_volume, fat_volume = read_dixon_series(tmp_path / "water", tmp_path / "fat")
     assert water_volume.grid.shape == (5, 3, 4) and water_volume.grid.voxel_size_mm == (1.5, 2.0, 3.0)
     assert water_volume.grid.origin_mm == (0.0, 0.0, 21.0)
@@ -182,17 +153,17 @@ def test_coronal_dixon_pair_lands_on_the_scanner_axes(tmp_path):
     assert (water_volume.metadata["dixon"], fat_volume.metadata["dixon"]) == ("water", "fat")
 
 
-def test_bad_series_are_refused_naming_file_and_tag(tmp_path):
+def test_bad_series_are_refused_naming_file_and_tag(write_dicom_series, tmp_path):
     planes = np.zeros((3, 4, 4))
-    _write_slices(tmp_path / "oblique", "CT", planes, [(0, 0, k) for k in range(3)], (0.8, 0.6, 0, -0.6, 0.8, 0),
+    write_dicom_series(tmp_path / "oblique", "CT", planes, [(0, 0, k) for k in range(3)], (0.8, 0.6, 0, -0.6, 0.8, 0),
                   (1, 1))
     with pytest.raises(FormatError, match="ImageOrientationPatient"):
         read_ct_series(tmp_path / "oblique")
-    _write_slices(tmp_path / "gaps", "CT", planes, [(0, 0, 0), (0, 0, 1), (0, 0, 3)], (1, 0, 0, 0, 1, 0), (1, 1))
+    write_dicom_series(tmp_path / "gaps", "CT", planes, [(0, 0, 0), (0, 0, 1), (0, 0, 3)], (1, 0, 0, 0, 1, 0), (1, 1))
     with pytest.raises(FormatError, match="not uniform"):
         read_ct_series(tmp_path / "gaps")
     missing = tmp_path / "missing"
-    _write_slices(missing, "CT", planes, [(0, 0, k) for k in range(3)], (1, 0, 0, 0, 1, 0), (1, 1))
+    write_dicom_series(missing, "CT", planes, [(0, 0, k) for k in range(3)], (1, 0, 0, 0, 1, 0), (1, 1))
     dataset = pydicom.dcmread(missing / "001.dcm")
     del dataset.ImagePositionPatient
     dataset.save_as(missing / "001.dcm")
@@ -204,10 +175,10 @@ def test_bad_series_are_refused_naming_file_and_tag(tmp_path):
         read_ct_series(tmp_path / "nowhere")
 
 
-def test_two_series_in_one_folder_need_a_series_uid(tmp_path):
+def test_two_series_in_one_folder_need_a_series_uid(write_dicom_series, tmp_path):
     planes = np.ones((2, 3, 3))
-    first = _write_slices(tmp_path / "a", "CT", planes, [(0, 0, k) for k in range(2)], (1, 0, 0, 0, 1, 0), (1, 1))
-    _write_slices(tmp_path / "b", "CT", planes * 5, [(0, 0, k) for k in range(2)], (1, 0, 0, 0, 1, 0), (1, 1))
+    first = write_dicom_series(tmp_path / "a", "CT", planes, [(0, 0, k) for k in range(2)], (1, 0, 0, 0, 1, 0), (1, 1))
+    write_dicom_series(tmp_path / "b", "CT", planes * 5, [(0, 0, k) for k in range(2)], (1, 0, 0, 0, 1, 0), (1, 1))
     for path in (tmp_path / "b").iterdir():
         shutil.move(path, tmp_path / "a" / f"b_{path.name}")
     with pytest.raises(FormatError, match="SeriesInstanceUID"):
