@@ -108,3 +108,18 @@ def test_too_few_paired_lesions_is_a_parameter_error():
     with pytest.raises(ParameterError, match="both"):
         compare_tracers([Lesion("p", "e", "L1", "primary", "A", 1.0, 1.0, True)], "A", "B")
     assert np.isnan(summarise([Lesion("p", "e", "L1", "primary", "A", None, None, False)], "site")[0]["suv_max_mean"])
+
+
+def test_cohort_command_prints_and_writes_the_tables(tmp_path, capsys):
+    from petrecon.cli import main
+
+    assert main(["cohort", str(DATA), "--out", str(tmp_path / "tables")]) == 0
+    out = capsys.readouterr().out
+    assert "per patient" in out and "Wilcoxon signed-rank" in out
+    assert (tmp_path / "tables" / "entities.csv").is_file()
+    assert main(["cohort", str(DATA), "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["comparison"]["lesions"] == 25
+    assert main(["cohort", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from petrecon.volume import ImageGrid, Volume
 CIRCLE_CENTRE_MM = np.array([0.0, 20.0, 0.0])  # in the phantom's own frame; sphere plane z = 0
 
 
-def iec_phantom(*, voxel_mm=2.0, shape=(171, 131, 101), ratio=4.0, background=1000.0, fwhm_mm=0.0,
+def iec_phantom(*, voxel_mm=2.0, shape=(171, 161, 101), ratio=4.0, background=1000.0, fwhm_mm=0.0,
                 rotation=np.eye(3), supersample=1):
     """Digital IEC body phantom (reference/quantification.md geometry) on a centred grid.
 
@@ -113,6 +113,8 @@ def test_blurred_sphere_recovery_matches_the_analytic_value(blurred_phantom):
         high = blurred_sphere_rc(s.diameter_mm, 6.0) + 0.01
         assert low <= measured_rc <= high, (s.diameter_mm, measured_rc, low, high)
         assert s.peak <= s.max and s.mean_a50 <= s.max
+    # background ROIs lie >= 15 mm from every edge and sphere: a 6 mm FWHM blur leaves them at B
+    assert result.background_mean == pytest.approx(background, rel=1e-6)
     big = result.spheres[-1]
     # the half-maximum surface of a 37 mm sphere blurred by 6 mm lies within ~1 mm of its wall:
     # A50 volume within 15 % of 26.52 ml (2 mm voxels at the surface)
@@ -132,7 +134,7 @@ def test_rotated_and_tilted_phantom_is_found():
     tilt = np.deg2rad(8.0)
     along_x = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # phantom axis -> world x
     tilted = along_x @ np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
-    volume, truth = iec_phantom(shape=(111, 141, 171), rotation=tilted)
+    volume, truth = iec_phantom(shape=(121, 161, 171), rotation=tilted)
     geometry = find_phantom(volume)
     for diameter, centre in truth["centres"].items():
         assert np.linalg.norm(geometry.sphere_centres_mm[diameter] - centre) < 1.0, diameter
@@ -151,3 +153,26 @@ def test_uniform_image_is_not_a_phantom():
 def test_truth_is_required(sharp_phantom):
     with pytest.raises(ParameterError, match="activity_ratio"):
         analyse_nema(sharp_phantom[0])
+
+
+def test_nema_command_reads_a_container_and_writes_json_and_plot(tmp_path, blurred_phantom, capsys):
+    import json
+
+    from petrecon.cli import main
+    from petrecon.io import Container, write_container
+
+    volume, truth = blurred_phantom
+    volume = Volume(volume.data.astype(np.float32), volume.grid,
+                    {"units": "Bq/ml", "nema_truth": {"activity_ratio": 10.0, "sphere_activity": truth["sphere"]}})
+    path = write_container(tmp_path / "iec.h5", Container(volumes={"activity": volume}))
+    png = tmp_path / "rc.png"
+    assert main(["nema", str(path), "--volume", "activity", "--json", "--plot", str(png)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [s["diameter_mm"] for s in report["spheres"]] == [10.0, 13.0, 17.0, 22.0, 28.0, 37.0]
+    for key in ("max", "mean_a50", "peak", "rc_max", "rc_mean_a50", "rc_peak", "contrast_percent",
+                "background_variability_percent"):
+        assert key in report["spheres"][0]
+    assert report["background_mean"] == pytest.approx(1000.0, rel=1e-3)  # float32 storage, blurred edges far away
+    assert set(report["earl"]) == {"earl1", "earl2"} and png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["nema", str(path), "--volume", "nothing"]) == 2
+    assert "/volumes/nothing" in capsys.readouterr().err

@@ -238,7 +238,7 @@ def analyse_cohort(lesions: list[Lesion]) -> CohortReport:
 
 def _format(value) -> str:
     if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.3g}" if abs(value) < 1e-2 and value else f"{value:.2f}"
+        return "-" if math.isnan(value) else f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
     return str(value)
 
 

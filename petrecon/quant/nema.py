@@ -12,7 +12,7 @@ VOIs around each sphere (see :func:`analyse_nema`).
 Finding the phantom (:func:`find_phantom`) works in mm from the Volume's grid,
 so the phantom may lie along any axis, mirrored or tilted:
 
-1. Background level B0: median of the voxels above 10 % of the 99.9th
+1. Background level B0: median of the voxels above 5 % of the 99.9th
    percentile; body = the largest connected region of the image smoothed by a
    4 mm FWHM Gaussian above B0 / 2.
 2. Hot spheres: connected regions of the 2 mm-smoothed image above
@@ -25,7 +25,7 @@ so the phantom may lie along any axis, mirrored or tilted:
 3. Background ROIs: 12 positions in the sphere plane whose 37 mm circle lies
    at least 15 mm inside the body and at least 15 mm from every sphere
    (relaxed in 5 mm steps where a small phantom leaves no room; the clearance
-   used is reported), spread by farthest-point sampling; the smaller ROIs are
+   used is reported); the edge of the field of view counts as the body's edge, spread by farthest-point sampling; the smaller ROIs are
    concentric (NU 2). The same 12 centres are used on the slices at 0, +-10,
    +-20 mm along the axis.
 
@@ -139,7 +139,7 @@ def find_phantom(volume: Volume) -> PhantomGeometry:
     top = np.percentile(data, 99.9)
     if not top > 0:
         raise GeometryError("the image holds no activity; no NEMA phantom to find")
-    background = float(np.median(data[data > 0.1 * top]))
+    background = float(np.median(data[data > 0.05 * top]))
     body_smooth = ndimage.gaussian_filter(data, _sigma_voxels(volume, 4.0))
     labels, count = ndimage.label(body_smooth > 0.5 * background)
     if count == 0:
@@ -211,7 +211,7 @@ def _place_background_rois(volume: Volume, points: np.ndarray, body: np.ndarray,
     u, w = _plane_frame(axis)
     relative = points[slab] - centre
     in_plane = np.stack([relative @ u, relative @ w], axis=-1)
-    inside = body[slab]
+    inside = (body & ~_image_border(body.shape))[slab]  # the field of view's edge counts as the body's edge
     if not (~inside).any() or not inside.any():
         raise GeometryError("the phantom body does not fit the image in the sphere plane")
     outside_tree = cKDTree(in_plane[~inside])
@@ -228,6 +228,16 @@ def _place_background_rois(volume: Volume, points: np.ndarray, body: np.ndarray,
             chosen = _farthest_points(candidates[ok], BACKGROUND_ROIS_PER_SLICE)
             return centre + chosen[:, :1] * u + chosen[:, 1:] * w, clearance
     raise GeometryError("no room for 12 background ROIs of 37 mm in the sphere plane")
+
+
+def _image_border(shape: tuple[int, int, int]) -> np.ndarray:
+    border = np.zeros(shape, bool)
+    for axis in range(3):
+        index = [slice(None)] * 3
+        for end in (0, -1):
+            index[axis] = end
+            border[tuple(index)] = True
+    return border
 
 
 def _farthest_points(candidates: np.ndarray, count: int) -> np.ndarray:
