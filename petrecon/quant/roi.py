@@ -78,10 +78,15 @@ def _component_with(mask: np.ndarray, index: tuple[int, int, int]) -> np.ndarray
     return components == components[index]
 
 
+def _search_max(volume: Volume, search_mask: np.ndarray) -> float:
+    if search_mask.shape != volume.data.shape or not search_mask.any():
+        raise ParameterError("the search VOI holds no voxel of the image")
+    return float(np.max(volume.data[search_mask]))
+
+
 def threshold_voi(volume: Volume, search_mask: np.ndarray, threshold: float) -> np.ndarray:
     """The connected component of ``search_mask`` voxels >= ``threshold`` holding the search maximum."""
-    if not search_mask.any():
-        raise ParameterError("the search VOI holds no voxel")
+    _search_max(volume, search_mask)
     values = np.where(search_mask, volume.data, -np.inf)
     hottest = np.unravel_index(int(np.argmax(values)), values.shape)
     if values[hottest] < threshold:
@@ -101,13 +106,12 @@ def isocontour_voi(volume: Volume, search_mask: np.ndarray, fraction: float = EA
     """
     if not 0 < fraction < 1:
         raise ParameterError(f"isocontour fraction must lie in (0, 1), got {fraction}")
-    peak = float(np.max(volume.data[search_mask]))
-    return threshold_voi(volume, search_mask, fraction * peak)
+    return threshold_voi(volume, search_mask, fraction * _search_max(volume, search_mask))
 
 
 def a50_voi(volume: Volume, search_mask: np.ndarray, background: float) -> np.ndarray:
     """Background-adapted 50 % isocontour (A50): threshold ``B + 0.5 (max - B)``."""
-    peak = float(np.max(volume.data[search_mask]))
+    peak = _search_max(volume, search_mask)
     return threshold_voi(volume, search_mask, background + 0.5 * (peak - background))
 
 
