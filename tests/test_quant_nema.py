@@ -176,3 +176,19 @@ def test_nema_command_reads_a_container_and_writes_json_and_plot(tmp_path, blurr
     assert set(report["earl"]) == {"earl1", "earl2"} and png.read_bytes()[:4] == b"\x89PNG"
     assert main(["nema", str(path), "--volume", "nothing"]) == 2
     assert "/volumes/nothing" in capsys.readouterr().err
+
+
+def test_white_noise_gives_the_expected_contrast_and_variability(sharp_phantom):
+    volume, truth = sharp_phantom
+    geometry = dataclasses.replace(find_phantom(volume), sphere_centres_mm=truth["centres"])
+    sigma = 0.1 * truth["background"]
+    noisy = Volume(volume.data + np.random.default_rng(7).normal(0.0, sigma, volume.data.shape), volume.grid)
+    result = analyse_nema(noisy, activity_ratio=4.0, geometry=geometry)
+    for sphere in result.spheres:
+        n_voxels = np.pi * (sphere.diameter_mm / 2.0) ** 2 / 4.0  # disc area / 4 mm^2 voxel face
+        expected_n = sigma / np.sqrt(n_voxels) / truth["background"] * 100.0
+        # N: the SD of 60 ROI means has a 9 % standard error; disc voxel counts vary with position
+        # (+-15 % at 10 mm); neighbouring 37 mm ROIs may share a few voxels: 40 %
+        assert sphere.background_variability_percent == pytest.approx(expected_n, rel=0.4)
+        # Q_H: noise of the hot ROI mean over (ratio - 1) = 3 is < 0.8 % at 10 mm: 3 % (4 sigma)
+        assert sphere.contrast_percent == pytest.approx(100.0, abs=3.0)
