@@ -199,15 +199,51 @@ def _plane_frame(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, np.cross(axis, u)
 
 
-def _slab(volume: Volume, points: np.ndarray, axis: np.ndarray, centre: np.ndarray, offset_mm: float) -> np.ndarray:
-    thickness = float(np.abs(axis) @ np.array(volume.grid.voxel_size_mm))
-    along = (points - centre) @ axis - offset_mm
-    return (along >= -thickness / 2.0) & (along < thickness / 2.0)
+def _slice_thickness_mm(volume: Volume, axis: np.ndarray) -> float:
+    return float(np.abs(axis) @ np.array(volume.grid.voxel_size_mm))
+
+
+def _in_slice(along_mm: np.ndarray, thickness_mm: float, offset_mm: float) -> np.ndarray:
+    relative = along_mm - offset_mm
+    return (relative >= -thickness_mm / 2.0) & (relative < thickness_mm / 2.0)
+
+
+class _Slices:
+    """Voxels of the slices parallel to the sphere plane (cached by offset) and circular ROIs on them."""
+
+    def __init__(self, volume: Volume, geometry: PhantomGeometry) -> None:
+        self.volume, self.geometry = volume, geometry
+        self.points = _coordinates_mm(volume)
+        self.along_mm = (self.points - geometry.circle_centre_mm) @ geometry.axis
+        self.thickness_mm = _slice_thickness_mm(volume, geometry.axis)
+        self._cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def slice(self, offset_mm: float) -> tuple[np.ndarray, np.ndarray]:
+        """(points, values) of the voxels whose centres lie in [t - h/2, t + h/2) along the axis."""
+        if offset_mm not in self._cache:
+            inside = _in_slice(self.along_mm, self.thickness_mm, offset_mm)
+            self._cache[offset_mm] = self.points[inside], np.asarray(self.volume.data, float)[inside]
+        return self._cache[offset_mm]
+
+    def disc_means(self, centres_mm: np.ndarray, diameter_mm: float, offset_mm: float) -> np.ndarray:
+        """Mean of circular ROIs (in-plane diameter) centred at ``centres_mm`` on the slice at ``offset_mm``."""
+        slab_points, slab_values = self.slice(offset_mm)
+        axis = self.geometry.axis
+        means = []
+        for c in np.atleast_2d(centres_mm):
+            relative = slab_points - c
+            in_plane = relative - np.outer(relative @ axis, axis)
+            inside = np.einsum("ij,ij->i", in_plane, in_plane) <= (diameter_mm / 2.0) ** 2
+            if not inside.any():
+                raise GeometryError(f"a {diameter_mm:g} mm ROI at {c.round(1)} mm holds no voxel "
+                                    f"on slice {offset_mm:+g} mm")
+            means.append(slab_values[inside].mean())
+        return np.array(means)
 
 
 def _place_background_rois(volume: Volume, points: np.ndarray, body: np.ndarray, axis: np.ndarray,
                            centre: np.ndarray, sphere_centres: dict[float, np.ndarray]) -> tuple[np.ndarray, float]:
-    slab = _slab(volume, points, axis, centre, 0.0)
+    slab = _in_slice((points - centre) @ axis, _slice_thickness_mm(volume, axis), 0.0)
     u, w = _plane_frame(axis)
     relative = points[slab] - centre
     in_plane = np.stack([relative @ u, relative @ w], axis=-1)
@@ -250,22 +286,6 @@ def _farthest_points(candidates: np.ndarray, count: int) -> np.ndarray:
     return candidates[chosen]
 
 
-def _disc_means(volume: Volume, points: np.ndarray, geometry: PhantomGeometry, centres_mm: np.ndarray,
-                diameter_mm: float, offset_mm: float) -> np.ndarray:
-    """Mean of circular ROIs (in-plane diameter) centred at ``centres_mm`` on the slice at ``offset_mm``."""
-    slab = _slab(volume, points, geometry.axis, geometry.circle_centre_mm, offset_mm)
-    slab_points, slab_values = points[slab], np.asarray(volume.data, float)[slab]
-    means = []
-    for c in np.atleast_2d(centres_mm):
-        relative = slab_points - c
-        in_plane = relative - np.outer(relative @ geometry.axis, geometry.axis)
-        inside = np.einsum("ij,ij->i", in_plane, in_plane) <= (diameter_mm / 2.0) ** 2
-        if not inside.any():
-            raise GeometryError(f"a {diameter_mm:g} mm ROI at {c.round(1)} mm holds no voxel on slice {offset_mm:+g} mm")
-        means.append(slab_values[inside].mean())
-    return np.array(means)
-
-
 def analyse_nema(volume: Volume, *, activity_ratio: float | None = None, sphere_activity: float | None = None,
                  geometry: PhantomGeometry | None = None) -> NemaResult:
     """NU 2 image quality and EARL recovery of an IEC phantom image.
@@ -296,8 +316,8 @@ def analyse_nema(volume: Volume, *, activity_ratio: float | None = None, sphere_
     if activity_ratio is not None and not activity_ratio > 1:
         raise ParameterError(f"activity_ratio must be > 1, got {activity_ratio}")
     geometry = geometry or find_phantom(volume)
-    points = _coordinates_mm(volume)
-    background_rois = {d: np.concatenate([_disc_means(volume, points, geometry, geometry.background_centres_mm, d, t)
+    slices = _Slices(volume, geometry)
+    background_rois = {d: np.concatenate([slices.disc_means(geometry.background_centres_mm, d, t)
                                           for t in BACKGROUND_SLICE_OFFSETS_MM]) for d in SPHERE_DIAMETERS_MM}
     background_mean = float(background_rois[max(SPHERE_DIAMETERS_MM)].mean())
     if not background_mean > 0:
@@ -306,9 +326,9 @@ def analyse_nema(volume: Volume, *, activity_ratio: float | None = None, sphere_
     ratio = activity_ratio if activity_ratio is not None else sphere_activity / background_mean
     spheres = []
     for diameter in sorted(SPHERE_DIAMETERS_MM):
-        spheres.append(_sphere_result(volume, points, geometry, diameter, background_rois[diameter],
+        spheres.append(_sphere_result(volume, slices, diameter, background_rois[diameter],
                                       background_mean, true_sphere, ratio))
-    lung_all = [_disc_means(volume, points, geometry, geometry.circle_centre_mm, LUNG_ROI_DIAMETER_MM, t)[0]
+    lung_all = [slices.disc_means(geometry.circle_centre_mm, LUNG_ROI_DIAMETER_MM, t)[0]
                 for t in BACKGROUND_SLICE_OFFSETS_MM]
     result = NemaResult(spheres, background_mean, float(np.mean(lung_all)) / background_mean * 100.0,
                         float(true_sphere), float(ratio), geometry.sphere_clearance_mm)
@@ -317,9 +337,10 @@ def analyse_nema(volume: Volume, *, activity_ratio: float | None = None, sphere_
     return result
 
 
-def _sphere_result(volume: Volume, points: np.ndarray, geometry: PhantomGeometry, diameter: float,
+def _sphere_result(volume: Volume, slices: _Slices, diameter: float,
                    background_rois: np.ndarray, background_mean: float, true_sphere: float,
                    ratio: float) -> SphereResult:
+    geometry = slices.geometry
     centre = geometry.sphere_centres_mm[diameter]
     search = sphere_mask(volume.grid, centre, diameter / 2.0 + VOI_MARGIN_MM)
     values = np.asarray(volume.data, float)
@@ -328,7 +349,7 @@ def _sphere_result(volume: Volume, points: np.ndarray, geometry: PhantomGeometry
     mean_a50 = float(values[a50].mean())
     peak = float(np.nanmax(peak_map(volume, search, PEAK_DIAMETER_MM)))
     offset = float((centre - geometry.circle_centre_mm) @ geometry.axis)
-    hot_mean = float(_disc_means(volume, points, geometry, centre, diameter, offset)[0])
+    hot_mean = float(slices.disc_means(centre, diameter, offset)[0])
     roi_background = float(background_rois.mean())
     contrast = (hot_mean / roi_background - 1.0) / (ratio - 1.0) * 100.0
     variability = float(background_rois.std(ddof=1)) / roi_background * 100.0
