@@ -82,6 +82,24 @@ def test_post_processed_series_time_after_acquisition_uses_the_ge_private_scan_t
     assert suv.factor == pytest.approx(KNOWN_FACTOR_70KG, rel=KNOWN_REL)
 
 
+def test_private_tags_without_their_creator_are_read_at_the_conventional_block():
+    ds = pet_header(SeriesTime="170000", AcquisitionTime="140500")
+    ds.add_new(0x0009100D, "DT", "20240305140100")
+    assert suv_from_dicom(ds).factor == pytest.approx(KNOWN_FACTOR_70KG, rel=KNOWN_REL)
+    philips = pet_header(Units="CNTS")
+    philips.add_new(0x70531000, "DS", "0.0002")
+    assert suv_from_dicom(philips).factor == pytest.approx(0.0002)
+
+
+def test_a_private_creator_in_another_block_is_followed():
+    ds = pet_header(SeriesTime="170000", AcquisitionTime="140500")
+    ds.add_new(0x00090010, "LO", "OTHER VENDOR")
+    ds.add_new(0x0009100D, "DT", "20240305120000")  # belongs to the other creator: must not be used
+    ds.private_block(0x0009, GE_PRIVATE_CREATOR, create=True).add_new(0x0D, "DT", "20240305140100")
+    suv = suv_from_dicom(ds)
+    assert suv.scan_time == datetime(2024, 3, 5, 14, 1)
+
+
 def test_post_processed_series_without_ge_tag_is_back_computed_from_the_frame():
     # bed position starts 14:05:00, 240 s long; its reference time is 240000 ms + the mean-count-rate
     # offset after the wanted scan time 14:01:00 (QIBA: scan = acq - ref/1000 + offset)

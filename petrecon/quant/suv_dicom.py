@@ -103,15 +103,13 @@ class _Header:
         return value
 
     def private(self, group: int, creator: str, element: int) -> Any:
-        """Value of a private element by creator, falling back to the conventional block 0x10."""
+        """Value of a private element by its creator; without a creator tag, the conventional block 0x10."""
         try:
             block = self.dataset.private_block(group, creator)
-            if element in block:
-                return block[element].value
         except KeyError:
-            pass
-        tag = (group << 16) | (0x1000 | element)
-        return self.dataset[tag].value if tag in self.dataset else None
+            tag = (group << 16) | (0x1000 | element)
+            return self.dataset[tag].value if tag in self.dataset else None
+        return block[element].value if element in block else None
 
 
 def parse_dicom_date(text: str) -> datetime:
