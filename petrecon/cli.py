@@ -45,20 +45,42 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         print(line)
 
 
-# --- quantification: NEMA NU 2 image quality and cohort statistics -------------------------------
+# --- quantification: SUV of ROIs, NEMA NU 2 image quality, cohort statistics ----------------------
+
+def _container_volume(path: str, name: str | None):
+    from petrecon.io import read_container
+
+    container = read_container(path)
+    names = list(container.volumes)
+    name = name or (names[0] if len(names) == 1 else None)
+    if name not in container.volumes:
+        raise FormatError(path, f"/volumes/{name or ''}",
+                          f"name one volume with --volume; the container holds {', '.join(names) or 'none'}")
+    return container.volumes[name]
+
+
+def _cmd_suv(args: argparse.Namespace) -> None:
+    from petrecon.quant.report import roi_records
+    from petrecon.quant.suv_dicom import suv_volume
+
+    volume = _container_volume(args.container, args.volume)
+    if not str(volume.metadata.get("units", "")).upper().startswith("SUV"):
+        volume = suv_volume(volume, args.normalisation)
+    records = roi_records(volume, args.roi)
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return
+    print(f"units {volume.metadata.get('units')}")
+    for r in records:
+        print(f"{r['roi']}: max {r['suv_max']:.3f}  mean {r['suv_mean']:.3f}  peak {r['suv_peak']:.3f}  "
+              f"SD {r['suv_sd']:.3f}  volume {r['volume_ml']:.2f} ml  TLG {r['tlg']:.2f}")
+
 
 def _cmd_nema(args: argparse.Namespace) -> None:
-    from petrecon.io import read_container
     from petrecon.quant.nema import analyse_nema
     from petrecon.quant.plot import plot_recovery
 
-    container = read_container(args.container)
-    names = list(container.volumes)
-    name = args.volume or (names[0] if len(names) == 1 else None)
-    if name not in container.volumes:
-        raise FormatError(args.container, f"/volumes/{args.volume or ''}",
-                          f"name one volume with --volume; the container holds {', '.join(names) or 'none'}")
-    volume = container.volumes[name]
+    volume = _container_volume(args.container, args.volume)
     truth = volume.metadata.get("nema_truth", {})
     ratio = args.ratio if args.ratio is not None else truth.get("activity_ratio")
     activity = args.sphere_activity if args.sphere_activity is not None else truth.get("sphere_activity")
@@ -95,6 +117,16 @@ def _cmd_cohort(args: argparse.Namespace) -> None:
 
 
 def _add_quant_commands(commands: argparse._SubParsersAction) -> None:
+    suv = commands.add_parser("suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)")
+    suv.add_argument("container", help="petrecon HDF5 container holding the PET volume")
+    suv.add_argument("--volume", help="volume name in the container (default: its only volume)")
+    suv.add_argument("--roi", action="append", required=True,
+                     help="sphere:x,y,z,r or box:x0,y0,z0,x1,y1,z1 in mm (repeat for several ROIs)")
+    suv.add_argument("--normalisation", default="bw",
+                     choices=["bw", "lbm-james", "lbm-janmahasatian", "bsa", "ibw"], help="SUV normalisation")
+    suv.add_argument("--json", action="store_true", help="print JSON (one record per ROI)")
+    suv.set_defaults(run=_cmd_suv)
+
     nema = commands.add_parser("nema", help="NEMA NU 2 image quality and EARL recovery of an IEC phantom volume")
     nema.add_argument("container", help="petrecon HDF5 container holding the phantom volume")
     nema.add_argument("--volume", help="volume name in the container (default: its only volume)")

@@ -107,3 +107,18 @@ def test_thresholds_above_the_maximum_are_errors():
         isocontour_voi(volume, np.ones(volume.grid.shape, bool), fraction=1.5)
     with pytest.raises(GeometryError):
         grow_lesion(volume, (500.0, 0.0, 0.0))
+
+
+def test_roi_specifications_give_one_record_each():
+    from petrecon.quant.report import parse_roi, roi_records
+
+    volume = two_spheres()
+    records = roi_records(volume, ["sphere:-25,0,0,12", "box:20,-5,-5,30,5,5"])
+    assert records[0]["suv_max"] == 10.0 and records[0]["suv_mean"] == 10.0
+    assert records[0]["suv_peak"] == pytest.approx(10.0)  # 12.4 mm peak sphere inside a 24 mm uniform sphere
+    assert records[1]["suv_max"] == 6.0
+    for bad in ("cube:1,2,3", "sphere:1,2,3", "sphere:a,b,c,d"):
+        with pytest.raises(ParameterError):
+            parse_roi(bad)
+    with pytest.raises(ParameterError, match="no voxel"):
+        roi_records(volume, ["sphere:900,0,0,5"])

@@ -210,3 +210,25 @@ def test_suv_volume_without_header_is_refused():
     grid = ImageGrid.centred((1, 1, 1), (1.0, 1.0, 1.0))
     with pytest.raises(FormatError, match="dicom_header"):
         suv_volume(Volume(np.ones((1, 1, 1)), grid, {"source": "x.h5"}))
+
+
+def test_suv_command_reports_roi_records_from_a_container_volume(tmp_path, capsys):
+    import json
+
+    from petrecon.cli import main
+    from petrecon.io import Container, write_container
+
+    grid = ImageGrid.centred((30, 30, 30), (2.0, 2.0, 2.0))
+    data = np.full(grid.shape, 5000.0)
+    data[10:20, 10:20, 10:20] = 20000.0
+    volume = Volume(data, grid, {"units": "Bq/ml", "dicom_header": pet_header().to_json_dict()})
+    path = write_container(tmp_path / "pet.h5", Container(volumes={"pet": volume}))
+    assert main(["suv", str(path), "--roi", "sphere:1,1,1,4", "--roi", "box:-29,-29,-29,-21,-21,-21", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["roi"] for r in records] == ["sphere:1,1,1,4", "box:-29,-29,-29,-21,-21,-21"]
+    assert records[0]["suv_max"] == pytest.approx(20000.0 * KNOWN_FACTOR_70KG, rel=KNOWN_REL)
+    assert records[1]["suv_mean"] == pytest.approx(5000.0 * KNOWN_FACTOR_70KG, rel=KNOWN_REL)
+    assert {"suv_max", "suv_mean", "suv_peak", "volume_ml", "tlg"} <= set(records[0])
+    bare = write_container(tmp_path / "bare.h5", Container(volumes={"pet": Volume(data, grid, {"units": "Bq/ml"})}))
+    assert main(["suv", str(bare), "--roi", "sphere:0,0,0,4"]) == 2
+    assert "dicom_header" in capsys.readouterr().err
