@@ -105,10 +105,15 @@ class NemaResult:
         return asdict(self)
 
 
-def _coordinates_mm(volume: Volume) -> np.ndarray:
-    grid = volume.grid
-    axes = [grid.voxel_centres_mm(a) for a in range(3)]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+def _points_mm(volume: Volume, mask: np.ndarray) -> np.ndarray:
+    """(n, 3) mm positions of the voxels of ``mask``."""
+    return np.argwhere(mask) * np.array(volume.grid.voxel_size_mm) + np.array(volume.grid.origin_mm)
+
+
+def _along_axis_mm(volume: Volume, origin_mm: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Signed distance (mm) of every voxel centre from the plane through ``origin_mm`` normal to ``axis``."""
+    x, y, z = (volume.grid.voxel_centres_mm(a) - origin_mm[a] for a in range(3))
+    return x[:, None, None] * axis[0] + y[None, :, None] * axis[1] + z[None, None, :] * axis[2]
 
 
 def _sigma_voxels(volume: Volume, fwhm_mm: float) -> list[float]:
@@ -135,7 +140,6 @@ def find_phantom(volume: Volume) -> PhantomGeometry:
         If no IEC phantom with its spheres can be recognised.
     """
     data = np.asarray(volume.data, float)
-    points = _coordinates_mm(volume)
     top = np.percentile(data, 99.9)
     if not top > 0:
         raise GeometryError("the image holds no activity; no NEMA phantom to find")
@@ -156,7 +160,7 @@ def find_phantom(volume: Volume) -> PhantomGeometry:
     centres = []
     for label in largest:
         inside = hot_labels == label
-        centres.append(_centroid_mm(points[inside], smooth[inside] - background))
+        centres.append(_centroid_mm(_points_mm(volume, inside), smooth[inside] - background))
     c37, c28, c22 = centres
     spacing = [np.linalg.norm(c37 - c28), np.linalg.norm(c28 - c22)]
     if not all(abs(s - SPHERE_CIRCLE_RADIUS_MM) < 10.0 for s in spacing):
@@ -172,7 +176,7 @@ def find_phantom(volume: Volume) -> PhantomGeometry:
         angle = np.deg2rad(60.0 * k)
         guess = centre + SPHERE_CIRCLE_RADIUS_MM * (np.cos(angle) * u + np.sin(angle) * w)
         sphere_centres[diameter] = _refine_centre(volume, smooth, background, guess, diameter)
-    background_centres, clearance = _place_background_rois(volume, points, body, axis, centre, sphere_centres)
+    background_centres, clearance = _place_background_rois(volume, body, axis, centre, sphere_centres)
     return PhantomGeometry(axis, centre, sphere_centres, background_centres, background, clearance)
 
 
@@ -187,8 +191,7 @@ def _refine_centre(volume: Volume, smooth: np.ndarray, background: float, guess:
     weights = np.clip(values - level, 0.0, None)
     if not weights.sum() > 0:
         return guess
-    points = np.stack(np.nonzero(search), axis=-1) * np.array(volume.grid.voxel_size_mm) + volume.grid.origin_mm
-    refined = _centroid_mm(points, weights)
+    refined = _centroid_mm(_points_mm(volume, search), weights)
     return refined if np.linalg.norm(refined - guess) <= _MAX_REFINE_SHIFT_MM else guess
 
 
@@ -213,8 +216,7 @@ class _Slices:
 
     def __init__(self, volume: Volume, geometry: PhantomGeometry) -> None:
         self.volume, self.geometry = volume, geometry
-        self.points = _coordinates_mm(volume)
-        self.along_mm = (self.points - geometry.circle_centre_mm) @ geometry.axis
+        self.along_mm = _along_axis_mm(volume, geometry.circle_centre_mm, geometry.axis)
         self.thickness_mm = _slice_thickness_mm(volume, geometry.axis)
         self._cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -222,7 +224,7 @@ class _Slices:
         """(points, values) of the voxels whose centres lie in [t - h/2, t + h/2) along the axis."""
         if offset_mm not in self._cache:
             inside = _in_slice(self.along_mm, self.thickness_mm, offset_mm)
-            self._cache[offset_mm] = self.points[inside], np.asarray(self.volume.data, float)[inside]
+            self._cache[offset_mm] = _points_mm(self.volume, inside), np.asarray(self.volume.data, float)[inside]
         return self._cache[offset_mm]
 
     def disc_means(self, centres_mm: np.ndarray, diameter_mm: float, offset_mm: float) -> np.ndarray:
@@ -241,11 +243,11 @@ class _Slices:
         return np.array(means)
 
 
-def _place_background_rois(volume: Volume, points: np.ndarray, body: np.ndarray, axis: np.ndarray,
+def _place_background_rois(volume: Volume, body: np.ndarray, axis: np.ndarray,
                            centre: np.ndarray, sphere_centres: dict[float, np.ndarray]) -> tuple[np.ndarray, float]:
-    slab = _in_slice((points - centre) @ axis, _slice_thickness_mm(volume, axis), 0.0)
+    slab = _in_slice(_along_axis_mm(volume, centre, axis), _slice_thickness_mm(volume, axis), 0.0)
     u, w = _plane_frame(axis)
-    relative = points[slab] - centre
+    relative = _points_mm(volume, slab) - centre
     in_plane = np.stack([relative @ u, relative @ w], axis=-1)
     inside = (body & ~_image_border(body.shape))[slab]  # the field of view's edge counts as the body's edge
     if not (~inside).any() or not inside.any():
