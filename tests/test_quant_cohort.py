@@ -104,6 +104,14 @@ def test_bad_tables_name_the_row_and_column(tmp_path, text, field):
         read_lesions(path)
 
 
+def test_json_of_unquantified_lesions_has_no_nan():
+    import json
+
+    lesions = [Lesion("p", "e", "L1", "primary", "A", None, None, False)]
+    text = json.dumps(analyse_cohort(lesions).to_dict(), allow_nan=False)
+    assert json.loads(text)["patients"][0]["suv_max_mean"] is None
+
+
 def test_too_few_paired_lesions_is_a_parameter_error():
     with pytest.raises(ParameterError, match="both"):
         compare_tracers([Lesion("p", "e", "L1", "primary", "A", 1.0, 1.0, True)], "A", "B")

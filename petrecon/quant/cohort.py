@@ -208,8 +208,12 @@ class CohortReport:
     tests: list[StatisticalTest] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"patients": self.patients, "entities": self.entities, "sites": self.sites,
-                "comparison": self.comparison, "tests": [t.__dict__ for t in self.tests]}
+        """Plain dict for JSON; NaN (no quantified lesion) becomes None."""
+        def clean(rows: list[dict]) -> list[dict]:
+            return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
+
+        return {"patients": clean(self.patients), "entities": clean(self.entities), "sites": clean(self.sites),
+                "comparison": self.comparison, "tests": clean([t.__dict__ for t in self.tests])}
 
 
 def analyse_cohort(lesions: list[Lesion]) -> CohortReport:
