@@ -1,0 +1,68 @@
+"""ROI specifications from the command line and their statistics as JSON records.
+
+A specification is ``sphere:x,y,z,r`` (centre and radius in mm, the Volume's
+patient/scanner coordinates) or ``box:x0,y0,z0,x1,y1,z1`` (two corners, mm).
+Each record holds ``suv_max``, ``suv_mean``, ``suv_peak``, ``suv_sd``,
+``volume_ml``, ``tlg`` and the positions of max and peak; the values are in the
+image's units (SUV when the Volume is an SUV image, see
+:func:`petrecon.quant.suv_dicom.suv_volume`).
+"""
+
+from __future__ import annotations
+
+from petrecon.errors import ParameterError
+from petrecon.quant.roi import box_mask, sphere_mask
+from petrecon.quant.stats import voi_statistics
+from petrecon.volume import Volume
+
+_SHAPES = {"sphere": 4, "box": 6}
+
+
+def parse_roi(spec: str) -> tuple[str, tuple[float, ...]]:
+    """``"sphere:10,0,-5,8"`` -> ``("sphere", (10.0, 0.0, -5.0, 8.0))``.
+
+    Examples
+    --------
+    >>> parse_roi("sphere:10,0,-5,8")
+    ('sphere', (10.0, 0.0, -5.0, 8.0))
+    """
+    shape, _, numbers = spec.partition(":")
+    shape = shape.strip().lower()
+    if shape not in _SHAPES:
+        raise ParameterError(f"ROI {spec!r}: shape must be one of {', '.join(_SHAPES)} (e.g. sphere:x,y,z,r)")
+    try:
+        values = tuple(float(v) for v in numbers.split(","))
+    except ValueError:
+        raise ParameterError(f"ROI {spec!r}: the coordinates must be numbers in mm") from None
+    if len(values) != _SHAPES[shape]:
+        raise ParameterError(f"ROI {spec!r}: a {shape} takes {_SHAPES[shape]} numbers, got {len(values)}")
+    return shape, values
+
+
+def roi_records(volume: Volume, specs: list[str]) -> list[dict]:
+    """One record of statistics per ROI specification.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from petrecon.volume import ImageGrid
+    >>> grid = ImageGrid.centred((30, 30, 30), (2.0, 2.0, 2.0))
+    >>> record = roi_records(Volume(np.full(grid.shape, 3.0), grid), ["sphere:0,0,0,12"])[0]
+    >>> record["suv_max"], round(record["suv_peak"], 9)
+    (3.0, 3.0)
+    """
+    records = []
+    for spec in specs:
+        shape, values = parse_roi(spec)
+        if shape == "sphere":
+            mask = sphere_mask(volume.grid, values[:3], values[3])
+        else:
+            mask = box_mask(volume.grid, values[:3], values[3:])
+        if not mask.any():
+            raise ParameterError(f"ROI {spec!r} holds no voxel of the image")
+        stats = voi_statistics(volume, mask)
+        records.append({"roi": spec, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
+                        "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg,
+                        "n_voxels": stats.n_voxels, "max_position_mm": stats.max_position_mm,
+                        "peak_position_mm": stats.peak_position_mm})
+    return records
