@@ -302,3 +302,37 @@ def multiplicative_sinogram(container: Container) -> np.ndarray:
 def additive_sinogram(container: Container) -> np.ndarray:
     """``a = randoms + scatter`` (expected counts)."""
     return (container.sinograms["randoms"] + container.sinograms["scatter"]).astype(np.float32)
+
+
+def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, **settings) -> tuple[SimulatedStudy, list]:
+    """Simulate (:func:`simulate_study` with ``settings``) and write the container to ``path``.
+
+    With ``listmode=True`` the PETLINK words go to a raw little-endian uint32
+    file next to it (``study.h5`` -> ``study.l``), whose name is recorded in
+    the container attribute ``listmode_file``. Existing outputs are refused
+    before any work unless ``overwrite``; writes are atomic.
+
+    Returns
+    -------
+    study, paths
+        The simulated study and the written files.
+    """
+    from pathlib import Path
+
+    from petrecon.io.container import write_container
+    from petrecon.simulate.listmode import write_listmode
+
+    path = Path(path)
+    outputs = [path] + ([path.with_suffix(".l")] if settings.get("listmode") else [])
+    for output in outputs:
+        if output.exists() and not overwrite:
+            raise ParameterError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+        if not output.parent.is_dir():
+            raise ParameterError(f"{output}: folder {output.parent} does not exist")
+    study = simulate_study(phantom, **settings)
+    if study.listmode_words is not None:
+        write_listmode(outputs[1], study.listmode_words, overwrite=overwrite)
+        study.container.attributes["listmode_file"] = outputs[1].name
+        study.container.attributes["listmode_words"] = int(study.listmode_words.size)
+    write_container(path, study.container, overwrite=overwrite)
+    return study, outputs
