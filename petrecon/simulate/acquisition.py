@@ -78,13 +78,31 @@ class SimulatedStudy:
     listmode_words: np.ndarray | None = None
 
 
+class _StageBar:
+    """A progress bar over the stages of a simulation (a no-op when disabled)."""
+
+    def __init__(self, enabled: bool, names: list[str]) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=len(names), desc="simulate", unit="stage")
+
+    def __call__(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+            self.bar.update(1)
+            if self.bar.n == self.bar.total:
+                self.bar.close()
+
+
 def decay_average(decay_constant_per_s: float, duration_s: float) -> float:
     """Mean of ``exp(-lambda t)`` over ``[0, T)``: ``(1 - exp(-lambda T)) / (lambda T)``.
 
     Examples
     --------
     >>> round(decay_average(math.log(2) / 4069.8, 180.0), 6)
-    0.984784
+    0.984827
     """
     x = decay_constant_per_s * duration_s
     return 1.0 if x < 1e-12 else -math.expm1(-x) / x
@@ -214,6 +232,8 @@ def simulate_study(
     sensitivity_cps_per_kbq = figures.sensitivity_cps_per_kbq if sensitivity_cps_per_kbq is None else sensitivity_cps_per_kbq
     scatter_fraction = (figures.scatter_fraction if scatter_fraction is None else scatter_fraction) if scatter else 0.0
     rng = np.random.default_rng(seed)
+    stage = _StageBar(progress, ["normalisation", "projection", "resolution", "scatter", "randoms", "noise",
+                                 "ground truth"])
 
     concentration_0, injected = region_concentrations_bq_per_ml(phantom, injected_activity_bq)
     decay_to_start = nuclide.decay_factor(frame_start_s)
@@ -221,14 +241,17 @@ def simulate_study(
     mapping = detection.span1_map(layout)
     efficiencies = detection.crystal_efficiencies(layout.scanner, rng, efficiency_spread)
     normalisation = detection.normalisation_sinogram(layout, efficiencies, mapping)
+    stage("normalisation")
     mu_per_mm = np.array([r.material.mu_per_cm / 10.0 for r in phantom.regions])
     projections = project_phantom(layout, phantom.packed(), np.stack([concentration, mu_per_mm], axis=1),
                                   progress=progress)
     attenuation_factors = np.exp(-projections[..., 1])
     emission = projections[..., 0]
     del projections
+    stage("projection")
     fwhm_mm = system_fwhm_mm(layout.scanner, nuclide) if resolution else 0.0
     emission = blur_sinogram(emission, layout, fwhm_mm, fwhm_mm)
+    stage("resolution")
 
     kappa = sensitivity_scale(layout, normalisation, sensitivity_cps_per_kbq)
     scale = kappa * duration_s * nuclide.positron_fraction * decay_average(nuclide.decay_constant_per_s, duration_s)
@@ -238,6 +261,7 @@ def simulate_study(
     scatter_expected = scatter_sinogram(layout, attenuated, normalisation, float(trues.sum(dtype=np.float64)),
                                         scatter_fraction)
     del attenuated
+    stage("scatter")
     singles = np.zeros_like(efficiencies)
     randoms_expected = np.zeros(layout.shape, np.float32)
     if randoms:
@@ -247,6 +271,7 @@ def simulate_study(
         randoms_time = duration_s * decay_average(2.0 * nuclide.decay_constant_per_s, duration_s)
         randoms_expected = (window_s * randoms_time * detection.pair_sum_sinogram(layout, singles, mapping)).astype(np.float32)
 
+    stage("randoms")
     words = None
     if noise:
         true_scatter_counts = rng.poisson(trues + scatter_expected).astype(np.int32)
@@ -262,10 +287,12 @@ def simulate_study(
     else:
         prompts = trues + scatter_expected + randoms_expected
         delays = randoms_expected.copy()
+    stage("noise")
 
     grid = grid or ImageGrid.centred(layout.scanner.default_image_shape, layout.scanner.default_voxel_size_mm)
     volumes = voxelise(phantom, grid, activity_bq_per_ml=concentration, supersampling=supersampling,
                        progress=progress)
+    stage("ground truth")
     attributes = {
         "phantom": phantom.name, "phantom_parameters": phantom.parameters, "scanner": layout.scanner.name,
         "isotope": nuclide.name, "half_life_s": nuclide.half_life_s, "positron_fraction": nuclide.positron_fraction,

@@ -17,7 +17,7 @@ at 100 mm on the mMR) and the axial blur ignores the LOR's obliquity
 - Detector FWHM (Moses, Nucl Instrum Meth A 648:S236, 2011):
   ``1.25 sqrt((d/2)^2 + (0.0044 R)^2 + b^2)`` with ``d`` the crystal pitch,
   ``R`` the ring radius (mm; 0.0022 D is the acollinearity blur) and
-  ``b = 2 mm`` for block detectors with light sharing. mMR: 4.0 mm
+  ``b = 2 mm`` for block detectors with light sharing. mMR: 4.06 mm
   (measured NEMA: 4.3 mm at 1 cm, Delso et al. 2011); mCT: 4.3 mm (4.4 mm).
 - Positron range: a Gaussian with the same variance per axis as an isotropic
   3D displacement of rms length equal to the isotope's mean range
@@ -47,7 +47,7 @@ def detector_fwhm_mm(scanner: ScannerGeometry) -> float:
     --------
     >>> from petrecon.geometry import get_scanner
     >>> round(detector_fwhm_mm(get_scanner("mmr")), 2)
-    4.01
+    4.06
     """
     pitch_mm = 2.0 * math.pi * scanner.radius_mm / scanner.n_crystals_per_ring
     return 1.25 * math.sqrt((pitch_mm / 2.0) ** 2 + (0.0044 * scanner.radius_mm) ** 2 + BLOCK_DECODING_MM**2)
