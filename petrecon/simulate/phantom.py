@@ -120,6 +120,8 @@ class PackedPhantom:
         Region index (painter's order) of each part.
     part_bound : float64 (n_parts, 4)
         Bounding sphere (centre, radius) of each part.
+    part_box : float64 (n_parts, 6)
+        Axis-aligned bounding box (low x, y, z, high x, y, z) of each part.
     """
 
     solid_kind: np.ndarray
@@ -128,6 +130,7 @@ class PackedPhantom:
     part_count: np.ndarray
     part_region: np.ndarray
     part_bound: np.ndarray
+    part_box: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -180,16 +183,12 @@ class Phantom:
 
     def bounding_box_mm(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper corners of the smallest axis-aligned box containing every region."""
-        lows, highs = [], []
-        for region in self.regions:
-            for part in region.parts:
-                lows.append(np.max([np.subtract(s.centre_mm, s.half_extent_mm) for s in part], axis=0))
-                highs.append(np.min([np.add(s.centre_mm, s.half_extent_mm) for s in part], axis=0))
-        return np.min(lows, axis=0), np.max(highs, axis=0)
+        boxes = self.packed().part_box
+        return boxes[:, :3].min(axis=0), boxes[:, 3:].max(axis=0)
 
     def packed(self) -> PackedPhantom:
         """The phantom as flat arrays for the kernels."""
-        kinds, params, first, count, region_of_part, bounds = [], [], [], [], [], []
+        kinds, params, first, count, region_of_part, bounds, boxes = [], [], [], [], [], [], []
         for index, region in enumerate(self.regions):
             for part in region.parts:
                 first.append(len(kinds))
@@ -197,12 +196,15 @@ class Phantom:
                 region_of_part.append(index)
                 smallest = min(part, key=lambda solid: solid.bounding_radius_mm)
                 bounds.append([*smallest.centre_mm, smallest.bounding_radius_mm])
+                boxes.append([*np.max([np.subtract(s.centre_mm, s.half_extent_mm) for s in part], axis=0),
+                              *np.min([np.add(s.centre_mm, s.half_extent_mm) for s in part], axis=0)])
                 for solid in part:
                     kinds.append(solid.kind)
                     params.append([*solid.centre_mm, *solid.half_extent_mm])
         return PackedPhantom(np.array(kinds, np.int32), np.array(params, np.float64).reshape(-1, 6),
                              np.array(first, np.int32), np.array(count, np.int32),
-                             np.array(region_of_part, np.int32), np.array(bounds, np.float64).reshape(-1, 4))
+                             np.array(region_of_part, np.int32), np.array(bounds, np.float64).reshape(-1, 4),
+                             np.array(boxes, np.float64).reshape(-1, 6))
 
 
 def shipped_phantoms() -> dict[str, Path]:

@@ -201,28 +201,61 @@ def line_integrals(xstart: np.ndarray, xend: np.ndarray, packed: PackedPhantom, 
 
 
 @njit(cache=True)
-def _label(point, kinds, params, part_first, part_count, part_region, part_bound):
-    """Topmost region containing ``point``, -1 if none (parts are ordered by region)."""
+def _inside_part(point, q, kinds, params, part_first, part_count):
+    """Whether ``point`` lies in every solid of part ``q``."""
     zero = np.zeros(3)
+    for s in range(part_first[q], part_first[q] + part_count[q]):
+        lo, hi = solid_interval(kinds[s], params[s], point, zero)
+        if not (lo <= 0.0 <= hi):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _label(point, kinds, params, part_first, part_count, part_region, part_box):
+    """Topmost region containing ``point``, -1 if none (parts are ordered by region)."""
     for q in range(part_first.shape[0] - 1, -1, -1):
-        bound = part_bound[q]
-        if (point[0] - bound[0]) ** 2 + (point[1] - bound[1]) ** 2 + (point[2] - bound[2]) ** 2 > bound[3] ** 2:
+        box = part_box[q]
+        if (point[0] < box[0] or point[1] < box[1] or point[2] < box[2]
+                or point[0] > box[3] or point[1] > box[4] or point[2] > box[5]):
             continue
-        inside = True
-        for s in range(part_first[q], part_first[q] + part_count[q]):
-            lo, hi = solid_interval(kinds[s], params[s], point, zero)
-            if not (lo <= 0.0 <= hi):
-                inside = False
-                break
-        if inside:
+        if _inside_part(point, q, kinds, params, part_first, part_count):
             return part_region[q]
     return -1
 
 
+@njit(cache=True)
+def _uniform_label(low, high, kinds, params, part_first, part_count, part_region, part_box):
+    """Region filling the whole box ``[low, high]``, -1 for none, -2 if the box may hold several.
+
+    The highest part whose bounding box meets the voxel decides: if it holds
+    all 8 corners it holds the voxel (parts are convex) and no higher part
+    reaches the voxel.
+    """
+    corner = np.empty(3)
+    for q in range(part_first.shape[0] - 1, -1, -1):
+        box = part_box[q]
+        if (high[0] < box[0] or high[1] < box[1] or high[2] < box[2]
+                or low[0] > box[3] or low[1] > box[4] or low[2] > box[5]):
+            continue
+        for n in range(8):
+            corner[0] = high[0] if n & 1 else low[0]
+            corner[1] = high[1] if n & 2 else low[1]
+            corner[2] = high[2] if n & 4 else low[2]
+            if not _inside_part(corner, q, kinds, params, part_first, part_count):
+                return -2
+        return part_region[q]
+    return -1
+
+
 @njit(parallel=True, cache=True)
-def _voxel_means(shape, origin, voxel, n_sub, kinds, params, part_first, part_count, part_region, part_bound,
+def _voxel_means(shape, origin, voxel, n_sub, kinds, params, part_first, part_count, part_region, part_box,
                  values):
-    """Mean of the region values over ``n_sub**3`` sub-samples per voxel; ``values[-1]`` is "outside"."""
+    """Mean of the region values over ``n_sub**3`` sub-samples per voxel; ``values[-1]`` is "outside".
+
+    Voxels lying wholly inside one region (or outside all) take its value
+    without sampling: the same result, computed once.
+    """
     nx, ny, nz = shape
     n_values = values.shape[1]
     out = np.zeros((nx, ny, nz, n_values), np.float32)
@@ -230,9 +263,22 @@ def _voxel_means(shape, origin, voxel, n_sub, kinds, params, part_first, part_co
     outside = values.shape[0] - 1
     for i in prange(nx):
         point = np.empty(3)
+        low = np.empty(3)
+        high = np.empty(3)
         acc = np.empty(n_values)
         for j in range(ny):
             for k in range(nz):
+                low[0] = origin[0] + (i - 0.5) * voxel[0]
+                low[1] = origin[1] + (j - 0.5) * voxel[1]
+                low[2] = origin[2] + (k - 0.5) * voxel[2]
+                for a in range(3):
+                    high[a] = low[a] + voxel[a]
+                uniform = _uniform_label(low, high, kinds, params, part_first, part_count, part_region, part_box)
+                if uniform != -2:
+                    row = uniform if uniform >= 0 else outside
+                    for v in range(n_values):
+                        out[i, j, k, v] = values[row, v]
+                    continue
                 acc[:] = 0.0
                 for a in range(n_sub):
                     point[0] = origin[0] + (i + (a + 0.5) / n_sub - 0.5) * voxel[0]
@@ -240,7 +286,7 @@ def _voxel_means(shape, origin, voxel, n_sub, kinds, params, part_first, part_co
                         point[1] = origin[1] + (j + (b + 0.5) / n_sub - 0.5) * voxel[1]
                         for c in range(n_sub):
                             point[2] = origin[2] + (k + (c + 0.5) / n_sub - 0.5) * voxel[2]
-                            label = _label(point, kinds, params, part_first, part_count, part_region, part_bound)
+                            label = _label(point, kinds, params, part_first, part_count, part_region, part_box)
                             row = label if label >= 0 else outside
                             for v in range(n_values):
                                 acc[v] += values[row, v]
@@ -266,4 +312,4 @@ def voxel_means(packed: PackedPhantom, values: np.ndarray, shape, origin_mm, vox
     return _voxel_means(tuple(int(n) for n in shape), np.asarray(origin_mm, np.float64),
                         np.asarray(voxel_size_mm, np.float64), int(supersampling), packed.solid_kind,
                         packed.solid_params, packed.part_first, packed.part_count, packed.part_region,
-                        packed.part_bound, np.ascontiguousarray(values, np.float64))
+                        packed.part_box, np.ascontiguousarray(values, np.float64))

@@ -22,7 +22,10 @@ _REGION_VALUES = ("activity", "mu_per_cm", "ct_hu", "dixon_water", "dixon_fat")
 _OUTSIDE = (0.0, 0.0, -1000.0, 0.0, 0.0)
 TOTAL_ACTIVITY_VOXEL_MM = 2.0
 TOTAL_ACTIVITY_SUPERSAMPLING = 2
-"""Grid used to integrate a phantom's total activity: 2 mm voxels, 2^3 sub-samples (1 mm spacing)."""
+"""Grid used to integrate a phantom's total activity: 2 mm voxels, 2^3 sub-samples (1 mm spacing).
+
+Accuracy (against 6^3 sub-samples): NEMA IEC body 0.014 %, 20 cm cylinder
+0.04 %; thin objects worse (a 20 mm diameter rod: +0.6 %)."""
 
 
 def region_table(phantom: Phantom, activity_bq_per_ml: np.ndarray | None = None) -> np.ndarray:
