@@ -90,7 +90,7 @@ class _StageBar:
 
     def __call__(self, name: str) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(name)
+            self.bar.set_postfix_str(f"{name} done")
             self.bar.update(1)
             if self.bar.n == self.bar.total:
                 self.bar.close()
