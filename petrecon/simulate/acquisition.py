@@ -267,23 +267,13 @@ def simulate_study(
     if randoms:
         z_mm, slab_bq = axial_activity_profile(phantom, concentration)
         singles = detection.crystal_singles_cps(layout.scanner, efficiencies, z_mm, slab_bq, nuclide.positron_fraction)
-        window_s = layout.scanner.coincidence_window_ns * 1e-9
-        randoms_time = duration_s * decay_average(2.0 * nuclide.decay_constant_per_s, duration_s)
-        randoms_expected = (window_s * randoms_time * detection.pair_sum_sinogram(layout, singles, mapping)).astype(np.float32)
-
+        randoms_expected = _randoms_expected(layout, singles, mapping, duration_s, nuclide.decay_constant_per_s)
     stage("randoms")
     words = None
     if noise:
-        true_scatter_counts = rng.poisson(trues + scatter_expected).astype(np.int32)
-        prompt_randoms = rng.poisson(randoms_expected).astype(np.int32)
-        delays = rng.poisson(randoms_expected).astype(np.int32)
-        prompts = true_scatter_counts + prompt_randoms
-        if listmode:
-            sources = [EventSource(true_scatter_counts, efficiencies, nuclide.decay_constant_per_s, True),
-                       EventSource(prompt_randoms, singles, 2.0 * nuclide.decay_constant_per_s, True),
-                       EventSource(delays, singles, 2.0 * nuclide.decay_constant_per_s, False)]
-            words = listmode_words(layout, sources, duration_s, rng, mapping)
-        del true_scatter_counts, prompt_randoms
+        prompts, delays, words = _draw_counts(layout, trues + scatter_expected, randoms_expected, rng, listmode,
+                                              efficiencies, singles, mapping, duration_s,
+                                              nuclide.decay_constant_per_s)
     else:
         prompts = trues + scatter_expected + randoms_expected
         delays = randoms_expected.copy()
@@ -318,6 +308,30 @@ def simulate_study(
         provenance={"software": f"petrecon {__version__}", "generator": "petrecon.simulate.simulate_study"},
     )
     return SimulatedStudy(container, words)
+
+
+def _randoms_expected(layout: SinogramLayout, singles_cps: np.ndarray, mapping: detection.Span1Map,
+                      duration_s: float, decay_constant_per_s: float) -> np.ndarray:
+    """``2 tau x int_0^T s1(t) s2(t) dt`` per bin (singles at the frame start decaying with lambda)."""
+    window_s = layout.scanner.coincidence_window_ns * 1e-9
+    effective_s = duration_s * decay_average(2.0 * decay_constant_per_s, duration_s)
+    return (window_s * effective_s * detection.pair_sum_sinogram(layout, singles_cps, mapping)).astype(np.float32)
+
+
+def _draw_counts(layout: SinogramLayout, trues_and_scatter: np.ndarray, randoms_expected: np.ndarray,
+                 rng: np.random.Generator, listmode: bool, efficiencies: np.ndarray, singles_cps: np.ndarray,
+                 mapping: detection.Span1Map, duration_s: float, decay_constant_per_s: float):
+    """Poisson prompts (trues + scatter, plus randoms) and delays, and the list-mode words when asked."""
+    true_scatter_counts = rng.poisson(trues_and_scatter).astype(np.int32)
+    prompt_randoms = rng.poisson(randoms_expected).astype(np.int32)
+    delays = rng.poisson(randoms_expected).astype(np.int32)
+    words = None
+    if listmode:
+        sources = [EventSource(true_scatter_counts, efficiencies, decay_constant_per_s, True),
+                   EventSource(prompt_randoms, singles_cps, 2.0 * decay_constant_per_s, True),
+                   EventSource(delays, singles_cps, 2.0 * decay_constant_per_s, False)]
+        words = listmode_words(layout, sources, duration_s, rng, mapping)
+    return true_scatter_counts + prompt_randoms, delays, words
 
 
 def multiplicative_sinogram(container: Container) -> np.ndarray:
