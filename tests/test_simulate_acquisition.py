@@ -156,3 +156,37 @@ def test_bad_requests_raise_parameter_errors():
         simulate_study("uniform-cylinder", scanner="test", noise=False, listmode=True, progress=False)
     with pytest.raises(ParameterError, match="unknown phantom"):
         simulate_study("no-such-phantom", scanner="test", progress=False)
+
+
+def test_suv_phantoms_scale_with_injected_activity_and_decay_to_the_frame_start():
+    study = simulate_study("pentixafor-torso", scanner="test", injected_activity_bq=150e6, noise=False,
+                           grid=ImageGrid.centred((40, 30, 3), (10.0, 10.0, 10.0)), supersampling=1,
+                           progress=False).container
+    attributes = study.attributes
+    assert attributes["isotope"] == "Ga68" and attributes["frame_start_s"] == 3720.0
+    truth = study.volumes["activity_bq_per_ml"]
+    # SUVbw = Bq/ml x weight(g) / (injected x decay to the frame start) (reference/quantification.md).
+    suv = truth.data * 75000.0 / (150e6 * attributes["decay_factor_frame_start"])
+    x = truth.grid.voxel_centres_mm(0)
+    liver_voxel = suv[np.argmin(np.abs(x + 65.0)), 14, 1]  # liver centre (-65, -10, 0) mm
+    assert liver_voxel == pytest.approx(3.1, rel=1e-6)
+
+
+def test_analytic_sinogram_matches_the_projection_of_the_voxelised_truth_off_centre():
+    """Orientation and units of the simulator agree with the reconstruction's projector and grid."""
+    layout = SinogramLayout(get_scanner("test"), 3, 7, 64, 1)
+    grid = ImageGrid.centred((64, 64, 15), (3.0, 3.0, 2.0))
+    phantom = phantom_from_dict({"regions": [
+        {"activity": 1000.0, "shapes": [{"type": "sphere", "centre_mm": [40.0, -25.0, 3.0], "radius_mm": 20.0}]},
+        {"activity": 3000.0, "shapes": [{"type": "box", "centre_mm": [-30.0, 35.0, 0.0], "size_mm": [30, 20, 40]}]}]})
+    study = simulate_study(phantom, scanner=layout, noise=False, randoms=False, scatter=False, resolution=False,
+                           efficiency_spread=0.0, grid=grid, supersampling=4, progress=False).container
+    emission = study.sinograms["trues_expected"] / multiplicative_sinogram(study).clip(1e-30)
+    live = study.sinograms["normalisation"] > 0
+    joseph = SinogramProjector(layout, grid).forward(study.volumes["activity_bq_per_ml"].data)
+    # Joseph on a 3 mm voxelised truth against exact chords differs at the edges of the objects:
+    # measured 2.5 % (L1); mirroring z (the smallest error of orientation) gives 9 %, x 150 %.
+    difference = np.abs(emission[live] - joseph[live]).sum() / joseph[live].sum()
+    assert difference < 0.04, difference
+    # Measured correlation 0.9989; mirrored z 0.991, swapped x/y 0.67.
+    assert np.corrcoef(emission[live], joseph[live])[0, 1] > 0.997
