@@ -25,7 +25,8 @@ def _histogram(words, layout, prompts):
 
 @pytest.mark.parametrize("layout", [SinogramLayout(get_scanner("test"), 3, 7, 64, 1),
                                     SinogramLayout(get_scanner("test"), 5, 7, 64, 2)], ids=["span3", "span5-mash2"])
-def test_listmode_histograms_back_to_the_simulated_sinograms_exactly(layout):
+def test_listmode_histograms_back_to_the_simulated_sinograms_exactly(layout, monkeypatch):
+    monkeypatch.setattr("petrecon.simulate.listmode.EVENTS_PER_CHUNK", 3000)  # several chunks per source
     study = simulate_study("uniform-cylinder", scanner=layout, injected_activity_bq=5e6, duration_s=2.0,
                            listmode=True, seed=7, grid=ImageGrid.centred((4, 4, 2), (40.0, 40.0, 16.0)),
                            progress=False)

@@ -67,18 +67,33 @@ def event_times_s(n: int, duration_s: float, rate_decay_per_s: float, rng: np.ra
     return np.minimum(times, np.nextafter(duration_s, 0.0))
 
 
+EVENTS_PER_CHUNK = 16_000_000
+"""Events drawn at a time (bounds the temporary memory to ~0.5 GB)."""
+
+
 def listmode_words(layout: SinogramLayout, sources: list[EventSource], duration_s: float, rng: np.random.Generator,
                    mapping: Span1Map | None = None) -> np.ndarray:
     """A PETLINK word stream (time tag every ms, each followed by its events) of all ``sources``' counts."""
-    words, times = [], []
+    n_events = sum(int(np.asarray(source.counts).sum(dtype=np.int64)) for source in sources)
+    words = np.empty(n_events, np.uint32)
+    times_ms = np.empty(n_events, np.int64)
+    filled = 0
     for source in sources:
         counts = np.asarray(source.counts).ravel()
-        bins = np.repeat(np.arange(counts.size, dtype=np.int64), counts.astype(np.int64))
-        addresses = choose_span1_addresses(layout, bins, rng.random(bins.size), source.crystal_weights, mapping)
-        words.append(encode_event_words(addresses, np.full(bins.size, source.is_prompt)))
-        times.append(np.floor(event_times_s(bins.size, duration_s, source.rate_decay_per_s, rng) * 1000.0))
+        ends = np.cumsum(counts, dtype=np.int64)
+        first_bin = 0
+        while first_bin < counts.size:
+            done = ends[first_bin - 1] if first_bin else 0
+            last_bin = max(first_bin + 1, int(np.searchsorted(ends, done + EVENTS_PER_CHUNK, side="right")))
+            chunk = counts[first_bin:last_bin]
+            bins = np.repeat(np.arange(first_bin, last_bin, dtype=np.int64), chunk.astype(np.int64))
+            addresses = choose_span1_addresses(layout, bins, rng.random(bins.size), source.crystal_weights, mapping)
+            stop = filled + bins.size
+            words[filled:stop] = encode_event_words(addresses, np.full(bins.size, source.is_prompt))
+            times_ms[filled:stop] = np.floor(event_times_s(bins.size, duration_s, source.rate_decay_per_s, rng) * 1000.0)
+            filled, first_bin = stop, last_bin
     duration_ms = int(np.ceil(duration_s * 1000.0))
-    return interleave_time_tags(np.concatenate(words), np.concatenate(times).astype(np.int64), duration_ms)
+    return interleave_time_tags(words, times_ms, duration_ms)
 
 
 def write_listmode(path, words: np.ndarray, *, overwrite: bool = False) -> None:
