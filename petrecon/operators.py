@@ -91,9 +91,9 @@ class GaussianFilter(LinearOperator):
     (``mode="constant"``) the filter matrix is symmetric, so the operator is
     its own adjoint. numpy arrays are filtered with ``scipy.ndimage``, CuPy
     arrays on the GPU with ``cupyx.scipy.ndimage`` (same call and
-    parameters). Used as the post-filter of the clinical protocol
-    (5 mm FWHM, reference/clinical-protocol.md) and as an image-space
-    resolution model.
+    parameters). Used as the image-space resolution model (PSF) of the
+    system model; the post-filter (:func:`gaussian_post_filter`) replicates
+    the edges instead.
 
     Parameters
     ----------
@@ -118,6 +118,30 @@ class GaussianFilter(LinearOperator):
 
     def _adjoint(self, y):
         return self._forward(y)
+
+
+def gaussian_post_filter(image, fwhm_mm: float, voxel_size_mm: tuple[float, float, float]):
+    """Gaussian smoothing of a reconstructed image, with the edge planes replicated beyond the image.
+
+    Unlike :class:`GaussianFilter` (zero padding, needed for a self-adjoint
+    system-model operator), the post-filter extends the image by its edge
+    values (``mode="nearest"``): zero padding would pull the first and last
+    transverse planes towards zero (by 7 % two planes in from the end of a
+    30 mm image at 5 mm FWHM), a bias no scanner shows in its end planes.
+    numpy or CuPy arrays, as for :class:`GaussianFilter`.
+
+    Examples
+    --------
+    >>> image = np.ones((4, 4, 3), np.float32)
+    >>> float(gaussian_post_filter(image, 5.0, (2.0, 2.0, 2.0)).min())
+    1.0
+    """
+    if not fwhm_mm >= 0 or not math.isfinite(fwhm_mm):
+        raise ParameterError(f"Gaussian FWHM must be a finite number >= 0 mm, got {fwhm_mm}")
+    if fwhm_mm == 0:
+        return image.copy()
+    sigma_voxels = tuple(fwhm_mm / FWHM_PER_SIGMA / float(v) for v in voxel_size_mm)
+    return ndimage_module(image).gaussian_filter(image, sigma_voxels, mode="nearest", truncate=4.0)
 
 
 def adjointness_error(operator: LinearOperator, seed: int = 0) -> float:

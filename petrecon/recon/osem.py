@@ -34,7 +34,7 @@ import numpy as np
 
 from petrecon.backend import array_module
 from petrecon.errors import ParameterError
-from petrecon.operators import GaussianFilter, LinearOperator
+from petrecon.operators import LinearOperator, gaussian_post_filter
 from petrecon.recon.subsets import view_subsets
 
 
@@ -240,5 +240,5 @@ def osem(
     for sensitivity in sensitivities[1:]:
         seen_by_any |= sensitivity > 0
     image[~seen_by_any] = 0.0
-    post_filter = GaussianFilter(image.shape, protocol.post_filter_fwhm_mm, projector.voxel_size_mm)
-    return post_filter.forward(image).astype(xp.float32, copy=False)
+    return gaussian_post_filter(image, protocol.post_filter_fwhm_mm, projector.voxel_size_mm).astype(xp.float32,
+                                                                                                     copy=False)

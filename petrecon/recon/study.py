@@ -81,7 +81,8 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
         Reconstruction parameters and the corrections to apply.
     mu : Volume, optional
         mu-map (cm^-1) to use for attenuation (and scatter), e.g. from
-        :func:`petrecon.attenuation.ct_mu_map_on_grid`; any grid.
+        :func:`petrecon.attenuation.ct_mu_map_on_grid`; any grid, best one
+        that covers the patient beyond the axial field of view.
     progress : bool
         Progress bars.
 
@@ -111,10 +112,10 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
     elif corrections.dead_time:
         LOG.warning("the study carries no live_fraction: dead time not corrected")
     mu_on_grid = _mu_on_grid(container, mu, grid)
-    estimate_scatter = corrections.scatter and (mu is not None or "scatter" not in container.sinograms)
+    estimate_scatter = corrections.scatter and "scatter" not in container.sinograms
     if estimate_scatter and mu_on_grid is None:
         raise ParameterError("scatter estimation needs a mu-map (give one, or turn scatter correction off)")
-    acf = _attenuation(container, mu, mu_on_grid, layout) if corrections.attenuation or estimate_scatter else None
+    acf = _attenuation(container, mu, layout) if corrections.attenuation or estimate_scatter else None
     multiplicative = efficiency * np.float32(duration_s)
     if corrections.attenuation:
         multiplicative = multiplicative * acf
@@ -177,15 +178,22 @@ def _mu_on_grid(container: Container, mu: Volume | None, grid: ImageGrid) -> Vol
     return source if source.grid == grid else resample_to_grid(source, grid)
 
 
-def _attenuation(container: Container, mu: Volume | None, mu_on_grid: Volume | None, layout) -> np.ndarray:
+def _attenuation(container: Container, mu: Volume | None, layout) -> np.ndarray:
+    """Attenuation factors: projected from the explicit mu-map, else the study's factors, else its mu-map.
+
+    A mu-map is projected on its own grid: one that extends beyond the
+    reconstruction's axial field of view (a CT always does) attenuates the
+    oblique LORs over their whole path through the patient.
+    """
     from petrecon.attenuation.factors import attenuation_factors
 
     if mu is None and "attenuation_factors" in container.sinograms:
         return np.asarray(container.sinograms["attenuation_factors"], np.float32)
-    if mu_on_grid is None:
+    source = mu if mu is not None else container.volumes.get("mu_per_cm")
+    if source is None:
         raise ParameterError("the study has neither attenuation factors nor a mu-map; give one (--mumap-ct, "
                              "--mumap-dixon) or turn attenuation correction off")
-    return attenuation_factors(mu_on_grid, layout)
+    return attenuation_factors(source, layout)
 
 
 def _randoms(container: Container, layout) -> np.ndarray:
