@@ -12,9 +12,12 @@ Segmentation (documented choices; all thresholds are parameters):
    outside the patient is dropped);
 2. lung: low-signal regions enclosed by the body in a transverse slice
    (holes of the body mask, filled slice by slice), kept if their 3D connected
-   component is at least ``min_lung_ml`` (20 ml); smaller holes (vessels,
-   tendons, cortical bone with little MR signal) become soft tissue. Large gas
-   pockets in the bowel are labelled lung, as in the vendor's method;
+   component is at least ``min_lung_ml`` (20 ml) and thicker than
+   ``min_lung_thickness_mm`` (10 mm: it survives a morphological opening by a
+   ball of that diameter); thin or small holes (vessels, tendons, the cortical
+   shell of the spine and other bones, which give almost no Dixon signal)
+   become soft tissue. Large gas pockets in the bowel are labelled lung, as in
+   the vendor's method;
 3. fat: body voxels whose fat fraction ``fat / (water + fat)`` exceeds
    ``fat_fraction_threshold`` (0.5: fat dominates the voxel);
 4. soft tissue: the rest of the body.
@@ -68,7 +71,7 @@ def water_fat_from_in_opposed(in_phase: np.ndarray, opposed_phase: np.ndarray) -
 
 
 def segment_dixon(water: Volume, fat: Volume, *, body_fraction: float = 0.1, fat_fraction_threshold: float = 0.5,
-                  min_lung_ml: float = 20.0) -> Volume:
+                  min_lung_ml: float = 20.0, min_lung_thickness_mm: float = 10.0) -> Volume:
     """Label every voxel air, lung, fat or soft tissue (see the module notes).
 
     Parameters
@@ -81,6 +84,8 @@ def segment_dixon(water: Volume, fat: Volume, *, body_fraction: float = 0.1, fat
         Fat fraction above which a body voxel is fat.
     min_lung_ml : float
         Smallest enclosed low-signal region labelled lung.
+    min_lung_thickness_mm : float
+        Thinner enclosed low-signal structures are soft tissue (bone cortex).
 
     Returns
     -------
@@ -103,6 +108,7 @@ def segment_dixon(water: Volume, fat: Volume, *, body_fraction: float = 0.1, fat
     for k in range(body.shape[2]):
         enclosed[:, :, k] = ndimage.binary_fill_holes(body[:, :, k]) & ~body[:, :, k]
     lung = _components_at_least(enclosed, min_lung_ml / water.grid.voxel_volume_ml)
+    lung &= _thicker_than(lung, min_lung_thickness_mm, water.grid.voxel_size_mm)
     fat_fraction = np.divide(fat_signal, signal, out=np.zeros_like(signal), where=signal > 0)
     labels = np.full(signal.shape, DixonClass.AIR, dtype=np.uint8)
     labels[body | enclosed] = DixonClass.SOFT_TISSUE
@@ -134,6 +140,21 @@ def dixon_mu_map(labels: Volume, mu_per_cm: dict[DixonClass, float] | None = Non
     metadata = {"units": "cm^-1", "source": "dixon", "mu_per_cm": {c.name: table[c] for c in DixonClass},
                 "hardware": hardware is not None}
     return Volume(mu, labels.grid, metadata)
+
+
+def _thicker_than(mask: np.ndarray, thickness_mm: float, voxel_size_mm: tuple[float, float, float]) -> np.ndarray:
+    """The connected components of ``mask`` that keep voxels after an opening by a ball of ``thickness_mm``."""
+    radii = [max(0, int(thickness_mm / 2 // v)) for v in voxel_size_mm]
+    if not any(radii):
+        return mask
+    grids = np.meshgrid(*(np.arange(-r, r + 1) / max(r, 1) for r in radii), indexing="ij")
+    ball = sum(g**2 for g in grids) <= 1.0
+    core = ndimage.binary_opening(mask, structure=ball)
+    labels, _ = ndimage.label(mask)
+    keep = np.zeros(labels.max() + 1, dtype=bool)
+    keep[np.unique(labels[core])] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:

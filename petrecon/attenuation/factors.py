@@ -38,8 +38,8 @@ def attenuation_factors(mu: Volume, layout: SinogramLayout) -> np.ndarray:
     """
     from petrecon.projectors.sinogram import SinogramProjector
 
-    units = mu.metadata.get("units", "cm^-1")
-    if units != "cm^-1":
+    units = str(mu.metadata.get("units", "cm^-1"))
+    if not units.startswith("cm^-1"):
         raise ParameterError(f"attenuation_factors needs a mu-map in cm^-1, this volume is in {units!r}")
     data = np.asarray(mu.data, dtype=np.float32)
     if data.size and float(data.min()) < 0:

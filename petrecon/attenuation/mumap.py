@@ -18,20 +18,24 @@ from petrecon.io.container import Container, make_provenance, write_container
 from petrecon.volume import ImageGrid, Volume
 
 
-def mu_map_from_ct_series(folder: str | os.PathLike, grid: ImageGrid, *, fwhm_mm: float = 4.0,
+def mu_map_from_ct_series(folder: str | os.PathLike, grid: ImageGrid | None = None, *, fwhm_mm: float = 4.0,
                           max_hu: float = DEFAULT_MAX_HU) -> Volume:
-    """CT-based mu-map (cm^-1) on ``grid`` from a CT DICOM series (see :func:`ct_mu_map_on_grid`)."""
+    """CT-based mu-map (cm^-1) from a CT DICOM series (see :func:`ct_mu_map_on_grid`).
+
+    On ``grid``, or on the CT's own grid when None (for attenuation factors:
+    it covers the patient beyond the PET axial field of view).
+    """
     from petrecon.io.dicom import read_ct_series
 
     ct = read_ct_series(folder)
-    mu = ct_mu_map_on_grid(ct, grid, fwhm_mm=fwhm_mm, max_hu=max_hu)
+    mu = ct_mu_map_on_grid(ct, ct.grid if grid is None else grid, fwhm_mm=fwhm_mm, max_hu=max_hu)
     mu.metadata.update(source="ct", kvp=ct.metadata.get("kvp"))
     return mu
 
 
-def mu_map_from_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.PathLike, grid: ImageGrid,
-                             *, kind: str = "water_fat") -> Volume:
-    """Dixon-based 4-class mu-map (cm^-1) on ``grid`` from water/fat (or in/opposed-phase) DICOM series."""
+def mu_map_from_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.PathLike,
+                             grid: ImageGrid | None = None, *, kind: str = "water_fat") -> Volume:
+    """Dixon-based 4-class mu-map (cm^-1) from water/fat (or in/opposed-phase) DICOM series, on ``grid`` or the MR's."""
     from petrecon.io.dicom import read_dixon_series
 
     first, second = read_dixon_series(first_folder, second_folder, kind=kind)
@@ -39,7 +43,7 @@ def mu_map_from_dixon_series(first_folder: str | os.PathLike, second_folder: str
         water, fat = water_fat_from_in_opposed(first.data, second.data)
         first, second = Volume(water, first.grid), Volume(fat, second.grid)
     mu = dixon_mu_map(segment_dixon(first, second))
-    on_grid = resample_to_grid(mu, grid, order=1, fill_value=0.0)
+    on_grid = mu if grid is None else resample_to_grid(mu, grid, order=1, fill_value=0.0)
     on_grid.metadata.update(source="dixon", dixon_kind=kind)
     return on_grid
 
@@ -52,6 +56,6 @@ def write_mu_map(path: str | os.PathLike, mu: Volume, *, scanner: str, inputs: l
     """
     files = sorted(p for folder in inputs for p in Path(folder).rglob("*") if p.is_file())
     provenance = make_provenance(scanner=scanner, input_files=files, protocol=dict(mu.metadata))
-    container = Container(volumes={"mu_per_cm": mu}, attributes={"scanner": scanner, "source": mu.metadata["source"]},
+    container = Container(volumes={"mu_per_cm": mu}, attributes={"scanner": scanner, "source": mu.metadata.get("source", "unknown")},
                           provenance=provenance)
     return write_container(path, container, overwrite=overwrite)
