@@ -95,7 +95,7 @@ def test_file_reading_streams_and_matches_the_array(tmp_path):
     words, *_ = _stream(layout)
     path = tmp_path / "scan.l"
     words.astype("<u4").tofile(path)
-    chunks = list(iter_listmode_chunks(path, chunk_words=1000))
+    chunks = [chunk.copy() for chunk in iter_listmode_chunks(path, chunk_words=1000)]  # the buffer is reused
     assert max(chunk.size for chunk in chunks) == 1000
     np.testing.assert_array_equal(np.concatenate(chunks), words)
     from_file = histogram_listmode(path, layout, progress=False, chunk_words=777)
