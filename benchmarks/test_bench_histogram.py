@@ -6,8 +6,8 @@ mMR sinogram (4084 x 252 x 344: the cache-unfriendliest case), 80 % prompts,
 one time tag per ms at 280 events/ms (a 60-min mMR scan holds ~1e9 events,
 reference/formats.md), written to a ``.l`` file and histogrammed from the file
 (in the page cache: this measures decoding and histogramming, not the disk).
-Three rounds: the first in a process also pays a one-off ~1 s for the
-kernel's first mapping of the histogram's huge pages; events per second (of
+Three rounds: the first in a process also pays a one-off ~1 s (the first
+histogram's memory mapping and the thread start-up); events per second (of
 the fastest round) go into ``extra_info``; results in benchmarks/RESULTS.md.
 """
 
