@@ -4,23 +4,11 @@ import numpy as np
 import pytest
 
 from petrecon.geometry import SinogramLayout, get_scanner
-from petrecon.io.petlink import ADDRESS_MASK, PROMPT_FLAG, TIME_MASK
+from petrecon.io.listmode import histogram_listmode
+from petrecon.io.petlink import TIME_MASK
 from petrecon.simulate.acquisition import simulate_study
 from petrecon.simulate.listmode import event_times_s
 from petrecon.volume import ImageGrid
-
-
-def _histogram(words, layout, prompts):
-    """Decode words (event: top bit 0) and histogram them into ``layout`` (the documented rule)."""
-    events = words[(words >> 31) == 0]
-    events = events[((events & PROMPT_FLAG) != 0) == prompts]
-    address = (events & ADDRESS_MASK).astype(np.int64)
-    n_views_1, n_bins = layout.n_views * layout.view_mashing, layout.n_radial_bins
-    s1, u, b = address // (n_views_1 * n_bins), (address // n_bins) % n_views_1, address % n_bins
-    target = layout.span1_sinogram_map()[s1]
-    assert np.all(target >= 0)
-    flat = np.ravel_multi_index((target, u // layout.view_mashing, b), layout.shape)
-    return np.bincount(flat, minlength=int(np.prod(layout.shape))).reshape(layout.shape)
 
 
 @pytest.mark.parametrize("layout", [SinogramLayout(get_scanner("test"), 3, 7, 64, 1),
@@ -35,10 +23,17 @@ def test_listmode_histograms_back_to_the_simulated_sinograms_exactly(layout, mon
     prompts = study.container.sinograms["prompts"]
     delays = study.container.sinograms["delays"]
     assert prompts.sum() > 10000 and delays.sum() > 100
-    np.testing.assert_array_equal(_histogram(words, layout, True), prompts)
-    np.testing.assert_array_equal(_histogram(words, layout, False), delays)
+    histogram = histogram_listmode(words, layout, progress=False)  # the product's histogrammer
+    np.testing.assert_array_equal(histogram.prompts, prompts)
+    np.testing.assert_array_equal(histogram.delays, delays)
+    assert histogram.n_dropped == 0 and histogram.n_unmapped == 0
     tags = words[(words >> 29) == 0b100] & TIME_MASK
     np.testing.assert_array_equal(tags, np.arange(2000))  # one tag per ms of the 2 s frame
+    # framing splits the counts: two halves add up to the whole, bin by bin
+    halves = [histogram_listmode(words, layout, start_s=start, end_s=end, progress=False) for start, end in
+              ((0.0, 1.0), (1.0, None))]
+    np.testing.assert_array_equal(halves[0].prompts + halves[1].prompts, prompts)
+    assert 0 < halves[0].prompts.sum() < prompts.sum()
 
 
 def test_event_times_follow_the_decay_during_the_frame():
