@@ -129,9 +129,13 @@ def _add_attenuation_commands(commands: argparse._SubParsersAction) -> None:
 
 # --- quantification: SUV of ROIs, NEMA NU 2 image quality, cohort statistics ----------------------
 
-def _container_volume(path: str, name: str | None):
+def _pet_volume(path: str, name: str | None):
+    """The PET volume of a DICOM series folder, or the named (or only) volume of an HDF5 container."""
     from petrecon.io import read_container
+    from petrecon.io.dicom import read_pet_series
 
+    if Path(path).is_dir():
+        return read_pet_series(path)
     container = read_container(path)
     names = list(container.volumes)
     name = name or (names[0] if len(names) == 1 else None)
@@ -145,10 +149,13 @@ def _cmd_suv(args: argparse.Namespace) -> None:
     from petrecon.quant.report import roi_records
     from petrecon.quant.suv_dicom import suv_volume
 
-    volume = _container_volume(args.container, args.volume)
+    from petrecon.io.dicom import PATIENT_POSITION_SIGNS
+
+    volume = _pet_volume(args.input, args.volume)
     if not str(volume.metadata.get("units", "")).upper().startswith("SUV"):
         volume = suv_volume(volume, args.normalisation)
-    records = roi_records(volume, args.roi)
+    signs = PATIENT_POSITION_SIGNS.get(str(volume.metadata.get("patient_position", "HFS")), (1, 1, 1))
+    records = roi_records(volume, args.roi, axis_signs=signs)
     if args.json:
         print(json.dumps(records, indent=2))
         return
@@ -162,7 +169,7 @@ def _cmd_nema(args: argparse.Namespace) -> None:
     from petrecon.quant.nema import analyse_nema
     from petrecon.quant.plot import plot_recovery
 
-    volume = _container_volume(args.container, args.volume)
+    volume = _pet_volume(args.input, args.volume)
     truth = volume.metadata.get("nema_truth", {})
     ratio = args.ratio if args.ratio is not None else truth.get("activity_ratio")
     activity = args.sphere_activity if args.sphere_activity is not None else truth.get("sphere_activity")
@@ -200,17 +207,17 @@ def _cmd_cohort(args: argparse.Namespace) -> None:
 
 def _add_quant_commands(commands: argparse._SubParsersAction) -> None:
     suv = commands.add_parser("suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)")
-    suv.add_argument("container", help="petrecon HDF5 container holding the PET volume")
+    suv.add_argument("input", help="PET DICOM series folder, or petrecon HDF5 container holding the PET volume")
     suv.add_argument("--volume", help="volume name in the container (default: its only volume)")
     suv.add_argument("--roi", action="append", required=True,
-                     help="sphere:x,y,z,r or box:x0,y0,z0,x1,y1,z1 in mm (repeat for several ROIs)")
+                     help="sphere:x,y,z,r or box:x0,y0,z0,x1,y1,z1 in mm, DICOM patient coordinates (repeatable)")
     suv.add_argument("--normalisation", default="bw",
                      choices=["bw", "lbm-james", "lbm-janmahasatian", "bsa", "ibw"], help="SUV normalisation")
     suv.add_argument("--json", action="store_true", help="print JSON (one record per ROI)")
     suv.set_defaults(run=_cmd_suv)
 
     nema = commands.add_parser("nema", help="NEMA NU 2 image quality and EARL recovery of an IEC phantom volume")
-    nema.add_argument("container", help="petrecon HDF5 container holding the phantom volume")
+    nema.add_argument("input", help="PET DICOM series folder (any scanner), or petrecon HDF5 container")
     nema.add_argument("--volume", help="volume name in the container (default: its only volume)")
     nema.add_argument("--ratio", type=float, help="true sphere:background ratio (default: metadata nema_truth)")
     nema.add_argument("--sphere-activity", type=float, help="true sphere concentration in image units")

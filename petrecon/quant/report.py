@@ -1,7 +1,10 @@
 """ROI specifications from the command line and their statistics as JSON records.
 
-A specification is ``sphere:x,y,z,r`` (centre and radius in mm, the Volume's
-patient/scanner coordinates) or ``box:x0,y0,z0,x1,y1,z1`` (two corners, mm).
+A specification is ``sphere:x,y,z,r`` (centre and radius in mm) or
+``box:x0,y0,z0,x1,y1,z1`` (two corners, mm), in DICOM patient coordinates
+(LPS); ``axis_signs`` maps them to the Volume's scanner axes (all +1 for a
+head-first supine patient, where the two frames coincide; see
+:mod:`petrecon.io.dicom`). Positions in the records are patient coordinates too.
 Each record holds ``suv_max``, ``suv_mean``, ``suv_peak``, ``suv_sd``,
 ``volume_ml``, ``tlg`` and the positions of max and peak; the values are in the
 image's units (SUV when the Volume is an SUV image, see
@@ -9,6 +12,8 @@ image's units (SUV when the Volume is an SUV image, see
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from petrecon.errors import ParameterError
 from petrecon.quant.roi import box_mask, sphere_mask
@@ -39,8 +44,8 @@ def parse_roi(spec: str) -> tuple[str, tuple[float, ...]]:
     return shape, values
 
 
-def roi_records(volume: Volume, specs: list[str]) -> list[dict]:
-    """One record of statistics per ROI specification.
+def roi_records(volume: Volume, specs: list[str], axis_signs: tuple[int, int, int] = (1, 1, 1)) -> list[dict]:
+    """One record of statistics per ROI specification (patient coordinates, see the module notes).
 
     Examples
     --------
@@ -51,18 +56,21 @@ def roi_records(volume: Volume, specs: list[str]) -> list[dict]:
     >>> record["suv_max"], round(record["suv_peak"], 9)
     (3.0, 3.0)
     """
+    signs = np.asarray(axis_signs, dtype=np.float64)
     records = []
     for spec in specs:
         shape, values = parse_roi(spec)
         if shape == "sphere":
-            mask = sphere_mask(volume.grid, values[:3], values[3])
+            mask = sphere_mask(volume.grid, signs * values[:3], values[3])
         else:
-            mask = box_mask(volume.grid, values[:3], values[3:])
+            corners = signs * np.array([values[:3], values[3:]])
+            mask = box_mask(volume.grid, corners.min(axis=0), corners.max(axis=0))
         if not mask.any():
             raise ParameterError(f"ROI {spec!r} holds no voxel of the image")
         stats = voi_statistics(volume, mask)
         records.append({"roi": spec, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
                         "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg,
-                        "n_voxels": stats.n_voxels, "max_position_mm": stats.max_position_mm,
-                        "peak_position_mm": stats.peak_position_mm})
+                        "n_voxels": stats.n_voxels,
+                        "max_position_mm": tuple(float(v) for v in signs * stats.max_position_mm),
+                        "peak_position_mm": tuple(float(v) for v in signs * stats.peak_position_mm)})
     return records
