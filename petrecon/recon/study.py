@@ -41,7 +41,7 @@ from petrecon.isotopes import decay_correction_factor, get_isotope
 from petrecon.projectors.sinogram import SinogramProjector
 from petrecon.recon.corrections.randoms import randoms_from_delays
 from petrecon.recon.corrections.scatter import fit_scatter_tails, single_scatter
-from petrecon.recon.osem import osem
+from petrecon.recon.osem import SubIterationCallback, osem
 from petrecon.recon.protocol import ReconstructionProtocol
 from petrecon.recon.resolution import ResolutionModelledProjector
 from petrecon.volume import ImageGrid, Volume
@@ -70,7 +70,8 @@ class StudyReconstruction:
 
 
 def reconstruct_study(container: Container, protocol: ReconstructionProtocol = ReconstructionProtocol(), *,
-                      mu: Volume | None = None, progress: bool = True) -> StudyReconstruction:
+                      mu: Volume | None = None, progress: bool = True,
+                      callback: SubIterationCallback | None = None) -> StudyReconstruction:
     """Reconstruct ``container`` with ``protocol`` (model and precedence in the module docstring).
 
     Parameters
@@ -85,6 +86,9 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
         that covers the patient beyond the axial field of view.
     progress : bool
         Progress bars.
+    callback : callable, optional
+        Passed to :func:`~petrecon.recon.osem.osem` for the final reconstruction
+        (images in the uncalibrated system-model unit, before the post-filter).
 
     Raises
     ------
@@ -132,7 +136,9 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
     rounds = corrections.scatter_rounds + 1 if estimate_scatter else 1
     for round_index in tqdm(range(rounds), desc="scatter rounds", disable=not progress or rounds == 1):
         additive = randoms if scatter is None else randoms + scatter
-        image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem)
+        final = round_index == rounds - 1
+        image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem,
+                     callback=callback if final else None)
         if round_index < rounds - 1:
             unscaled = single_scatter(Volume(image, grid), mu_on_grid, layout)
             scatter = fit_scatter_tails(unscaled, prompts, randoms, efficiency, acf).sinogram
