@@ -87,7 +87,8 @@ def test_normalisation_from_a_1e8_count_cylinder_within_two_percent_rms(calibrat
     ratio = (estimate[covered] / estimate[covered].mean()) / (truth[covered] / truth[covered].mean())
     rms = np.sqrt(np.mean((ratio - 1) ** 2))
     # The 2 % at 1e8 counts (measured 0.32 %: a bin holds ~520 counts, 4.4 % noise, but each
-    # crystal efficiency pools a fan of ~2e5 counts (2 x 1e8 over 832 crystals) and each radial or plane factor ~1e6).
+    # crystal efficiency pools a fan of ~2e5 counts (2 x 1e8 over 832 crystals) and each radial or
+    # plane factor ~1e6).
     assert rms < 0.02, rms
 
 
