@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 
@@ -42,3 +44,21 @@ def _write_dicom_series(folder, modality, planes, positions, orientation, spacin
 def write_dicom_series():
     """``write(folder, modality, planes, positions, orientation, spacing, *, slope, intercept, series_uid, extra)``."""
     return _write_dicom_series
+
+
+def _short_biograph(name: str):
+    """An axially short copy (28 rings around z = 0) of a Biograph: 200 radial bins, views mashed by 2, span 11,
+    and a 160 x 160 x 55 image at the scanner's pixel size: in-plane recovery of the scanner, test-suite cost."""
+    from petrecon.geometry import SinogramLayout, get_scanner
+    from petrecon.volume import ImageGrid
+
+    base = get_scanner(name)
+    scanner = dataclasses.replace(base, n_rings=28, virtual_ring_positions=())
+    grid = ImageGrid.centred((160, 160, 55), (*base.default_voxel_size_mm[:2], scanner.ring_spacing_mm / 2))
+    return SinogramLayout(scanner, 11, 27, 200, 2), grid
+
+
+@pytest.fixture(scope="session")
+def short_biograph():
+    """``short_biograph(name) -> (layout, grid)``: see :func:`_short_biograph`."""
+    return _short_biograph
