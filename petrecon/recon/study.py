@@ -115,8 +115,8 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
         corrected.append("DTIM")
     elif corrections.dead_time:
         LOG.warning("the study carries no live_fraction: dead time not corrected")
-    mu_on_grid = _mu_on_grid(container, mu, grid)
     estimate_scatter = corrections.scatter and "scatter" not in container.sinograms
+    mu_on_grid = _mu_on_grid(container, mu, grid) if estimate_scatter else None
     if estimate_scatter and mu_on_grid is None:
         raise ParameterError("scatter estimation needs a mu-map (give one, or turn scatter correction off)")
     acf = _attenuation(container, mu, layout) if corrections.attenuation or estimate_scatter else None
@@ -139,20 +139,21 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
         final = round_index == rounds - 1
         image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem,
                      callback=callback if final else None)
-        if round_index < rounds - 1:
+        if not final:
             unscaled = single_scatter(Volume(image, grid), mu_on_grid, layout)
             scatter = fit_scatter_tails(unscaled, prompts, randoms, efficiency, acf).sinogram
     if scatter is not None:
         corrected.append("SCAT")
 
-    scale = _calibration(container, protocol) / _positron_fraction(container)
+    calibration = _calibration(container, protocol)
+    scale = calibration / _positron_fraction(container)
     if corrections.decay:
         half_life_s = _half_life_s(container)
         scale *= decay_correction_factor(half_life_s, 0.0, duration_s)
         corrected.append("DECY")
     metadata = {"units": "Bq/ml", "protocol": protocol.to_dict(), "corrected_image": corrected,
                 "decay_correction": "START" if corrections.decay else "NONE",
-                "calibration_bq_per_ml_per_unit": _calibration(container, protocol)}
+                "calibration_bq_per_ml_per_unit": calibration}
     volume = Volume((image * np.float32(scale)).astype(np.float32), grid, metadata)
     return StudyReconstruction(volume, tuple(corrected), scatter)
 
