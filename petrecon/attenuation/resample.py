@@ -6,9 +6,9 @@ import numpy as np
 from scipy import ndimage
 
 from petrecon.errors import ParameterError
+from petrecon.operators import FWHM_PER_SIGMA
 from petrecon.volume import ImageGrid, Volume
 
-FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def smooth_to_fwhm(volume: Volume, fwhm_mm: float) -> Volume:

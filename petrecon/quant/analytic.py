@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-FWHM_PER_SIGMA = math.sqrt(8.0 * math.log(2.0))
+from petrecon.operators import FWHM_PER_SIGMA
 
 
 def blurred_sphere_rc(diameter_mm: float, fwhm_mm: float) -> float:

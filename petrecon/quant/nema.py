@@ -42,6 +42,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from petrecon.errors import GeometryError, ParameterError
+from petrecon.operators import FWHM_PER_SIGMA
 from petrecon.quant.earl import EARL_BANDS, earl_verdict
 from petrecon.quant.roi import a50_voi, sphere_mask
 from petrecon.quant.stats import PEAK_DIAMETER_MM, peak_map
@@ -117,7 +118,7 @@ def _along_axis_mm(volume: Volume, origin_mm: np.ndarray, axis: np.ndarray) -> n
 
 
 def _sigma_voxels(volume: Volume, fwhm_mm: float) -> list[float]:
-    return [fwhm_mm / 2.3548 / v for v in volume.grid.voxel_size_mm]
+    return [fwhm_mm / FWHM_PER_SIGMA / v for v in volume.grid.voxel_size_mm]
 
 
 def _centroid_mm(points_mm: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -35,8 +35,8 @@ from scipy.ndimage import gaussian_filter1d
 
 from petrecon.geometry import ScannerGeometry, SinogramLayout
 from petrecon.isotopes import Isotope
+from petrecon.operators import FWHM_PER_SIGMA
 
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 BLOCK_DECODING_MM = 2.0
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.special import erf
 
 from petrecon.errors import ParameterError
+from petrecon.operators import FWHM_PER_SIGMA
 
 ELECTRON_REST_ENERGY_KEV = 510.998950
 CLASSICAL_ELECTRON_RADIUS_CM = 2.8179403262e-13
@@ -74,5 +75,5 @@ def window_efficiency(energy_kev, energy_window_kev: tuple[float, float], energy
         raise ParameterError(f"energy window {energy_window_kev} keV and resolution {energy_resolution} are not valid")
     energy = np.asarray(energy_kev, dtype=np.float64)
     fwhm = energy_resolution * ELECTRON_REST_ENERGY_KEV * np.sqrt(energy / ELECTRON_REST_ENERGY_KEV)
-    sigma_root2 = fwhm / (2 * np.sqrt(2 * np.log(2))) * np.sqrt(2)
+    sigma_root2 = fwhm / FWHM_PER_SIGMA * np.sqrt(2)
     return 0.5 * (erf((high - energy) / sigma_root2) - erf((low - energy) / sigma_root2))
