@@ -25,7 +25,7 @@ def _assert_in_bands(result):
 
 
 def test_cli_writes_an_earl1_protocol_for_the_mmr(tmp_path, monkeypatch, capsys, short_biograph):
-    monkeypatch.setattr("petrecon.cli.harmonisation_layout", lambda name, rings: short_biograph(name))
+    monkeypatch.setattr("petrecon.cli.harmonize.harmonisation_layout", lambda name, rings: short_biograph(name))
     out = tmp_path / "earl1-mmr.toml"
     assert main(["harmonize", "--scanner", "mmr", "--standard", "earl1", "--out", str(out), "--quiet"]) == 0
     protocol = ReconstructionProtocol.load(out)

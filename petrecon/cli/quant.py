@@ -1,0 +1,114 @@
+"""Quantification sub-commands: ``suv``, ``nema``, ``cohort``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from petrecon.errors import FormatError
+
+
+def _pet_volume(path: str, name: str | None):
+    """The PET volume of a DICOM series folder, or the named (or only) volume of an HDF5 container."""
+    from petrecon.io import read_container
+    from petrecon.io.dicom import read_pet_series
+
+    if Path(path).is_dir():
+        return read_pet_series(path)
+    container = read_container(path)
+    names = list(container.volumes)
+    name = name or (names[0] if len(names) == 1 else None)
+    if name not in container.volumes:
+        raise FormatError(path, f"/volumes/{name or ''}",
+                          f"name one volume with --volume; the container holds {', '.join(names) or 'none'}")
+    return container.volumes[name]
+
+
+def _cmd_suv(args: argparse.Namespace) -> None:
+    from petrecon.quant.report import roi_records
+    from petrecon.quant.suv_dicom import suv_volume
+
+    from petrecon.io.dicom import PATIENT_POSITION_SIGNS
+
+    volume = _pet_volume(args.input, args.volume)
+    if not str(volume.metadata.get("units", "")).upper().startswith("SUV"):
+        volume = suv_volume(volume, args.normalisation)
+    signs = PATIENT_POSITION_SIGNS.get(str(volume.metadata.get("patient_position", "HFS")), (1, 1, 1))
+    records = roi_records(volume, args.roi, axis_signs=signs)
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return
+    print(f"units {volume.metadata.get('units')}")
+    for r in records:
+        print(f"{r['roi']}: max {r['suv_max']:.3f}  mean {r['suv_mean']:.3f}  peak {r['suv_peak']:.3f}  "
+              f"SD {r['suv_sd']:.3f}  volume {r['volume_ml']:.2f} ml  TLG {r['tlg']:.2f}")
+
+
+def _cmd_nema(args: argparse.Namespace) -> None:
+    from petrecon.quant.nema import analyse_nema
+    from petrecon.quant.plot import plot_recovery
+
+    volume = _pet_volume(args.input, args.volume)
+    truth = volume.metadata.get("nema_truth", {})
+    ratio = args.ratio if args.ratio is not None else truth.get("activity_ratio")
+    activity = args.sphere_activity if args.sphere_activity is not None else truth.get("sphere_activity")
+    result = analyse_nema(volume, activity_ratio=ratio, sphere_activity=activity)
+    if args.plot:
+        plot_recovery(result, args.plot, overwrite=args.overwrite)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    print(f"background mean {result.background_mean:.6g}, lung residual {result.lung_residual_percent:.1f} %, "
+          f"true sphere {result.sphere_activity:.6g} ({result.activity_ratio:.2f}:1)")
+    print("d_mm   max        mean_a50   peak       RCmax  RCa50  RCpeak  Q_H%   N%")
+    for s in result.spheres:
+        print(f"{s.diameter_mm:<6g} {s.max:<10.4g} {s.mean_a50:<10.4g} {s.peak:<10.4g} {s.rc_max:<6.3f} "
+              f"{s.rc_mean_a50:<6.3f} {s.rc_peak:<7.3f} {s.contrast_percent:<6.1f} {s.background_variability_percent:.2f}")
+    for standard, verdict in result.earl.items():
+        print(f"{standard.upper()}: {'passes' if verdict['passes'] else 'fails'}")
+
+
+def _cmd_cohort(args: argparse.Namespace) -> None:
+    from petrecon.quant.cohort import analyse_cohort, format_table, read_lesions, write_tables
+
+    report = analyse_cohort(read_lesions(args.lesions))
+    if args.out:
+        write_tables(report, args.out, overwrite=args.overwrite)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    for title, rows in (("per patient", report.patients), ("per entity", report.entities),
+                        ("per site", report.sites), ("tests", [t.__dict__ for t in report.tests])):
+        print(f"== {title}\n{format_table(rows)}\n")
+    if report.comparison:
+        print(f"== tracer comparison per lesion\n{format_table([report.comparison])}")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    suv = commands.add_parser("suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)")
+    suv.add_argument("input", help="PET DICOM series folder, or petrecon HDF5 container holding the PET volume")
+    suv.add_argument("--volume", help="volume name in the container (default: its only volume)")
+    suv.add_argument("--roi", action="append", required=True,
+                     help="sphere:x,y,z,r or box:x0,y0,z0,x1,y1,z1 in mm, DICOM patient coordinates (repeatable)")
+    suv.add_argument("--normalisation", default="bw",
+                     choices=["bw", "lbm-james", "lbm-janmahasatian", "bsa", "ibw"], help="SUV normalisation")
+    suv.add_argument("--json", action="store_true", help="print JSON (one record per ROI)")
+    suv.set_defaults(run=_cmd_suv)
+
+    nema = commands.add_parser("nema", help="NEMA NU 2 image quality and EARL recovery of an IEC phantom volume")
+    nema.add_argument("input", help="PET DICOM series folder (any scanner), or petrecon HDF5 container")
+    nema.add_argument("--volume", help="volume name in the container (default: its only volume)")
+    nema.add_argument("--ratio", type=float, help="true sphere:background ratio (default: metadata nema_truth)")
+    nema.add_argument("--sphere-activity", type=float, help="true sphere concentration in image units")
+    nema.add_argument("--json", action="store_true", help="print JSON (one record per sphere)")
+    nema.add_argument("--plot", help="write recovery curves with the EARL bands to this PNG")
+    nema.add_argument("--overwrite", action="store_true", help="replace an existing plot")
+    nema.set_defaults(run=_cmd_nema)
+
+    cohort = commands.add_parser("cohort", help="summaries and statistics of a lesion table (CSV)")
+    cohort.add_argument("lesions", help="CSV: patient, entity, lesion, site, tracer, suv_max, tb_ratio, detected")
+    cohort.add_argument("--out", help="folder for patients.csv, entities.csv, sites.csv, tests.csv, comparison.csv")
+    cohort.add_argument("--json", action="store_true", help="print JSON")
+    cohort.add_argument("--overwrite", action="store_true", help="replace existing tables")
+    cohort.set_defaults(run=_cmd_cohort)
