@@ -226,17 +226,113 @@ def histogram_listmode(path_or_words: str | os.PathLike | np.ndarray, layout: Si
     finally:
         if bar is not None:
             bar.close()
-    state, singles_sum, singles_n = histogrammer.counters, histogrammer.singles_sum, histogrammer.singles_n
-    seen = np.flatnonzero(singles_n)
-    n_bins = histogrammer.n_bins
-    return ListmodeHistogram(
-        prompts=histogrammer.histogram[:n_bins].reshape(layout.shape),
-        delays=histogrammer.histogram[n_bins:].reshape(layout.shape), layout=layout,
-        start_s=start_ms / 1000.0, end_s=np.inf if end_ms == _NO_END else end_ms / 1000.0,
-        duration_s=int(state[_TAGS]) / 1000.0, n_dropped=int(state[_DROPPED]), n_unmapped=int(state[_UNMAPPED]),
-        n_words=n_words, n_events_in_frame=int(state[_EVENTS_IN_FRAME]),
-        singles_per_s={int(b): float(singles_sum[b] / singles_n[b]) for b in seen},
-        n_other_tags=int(state[_OTHER_TAGS]), elapsed_s=time.perf_counter() - started)
+    return histogrammer.result(layout, n_words, time.perf_counter() - started)
+
+
+def iter_listmode_frames(path_or_words: str | os.PathLike | np.ndarray, layout: SinogramLayout,
+                         frames_s: list[tuple[float, float]], *, chunk_words: int = DEFAULT_CHUNK_WORDS,
+                         progress: bool = True) -> Iterator[ListmodeHistogram]:
+    """Histogram consecutive frames in one pass over a PETLINK stream, yielding each frame as it completes.
+
+    The frames ``[start_s, end_s)`` must be in time order and must not
+    overlap (a dynamic schedule). A chunk is decoded only by the frames its
+    time span touches (its first time is the last tag before it, its last the
+    last tag in it), and a frame is yielded as soon as a time tag at or after
+    its end has been read: at most two frames' sinograms are held at once, so
+    each frame can be reconstructed while the next one is histogrammed.
+    Each frame is histogrammed exactly as :func:`histogram_listmode` with
+    that window would (``n_words`` counts the words that frame decoded).
+
+    Examples
+    --------
+    >>> from petrecon.geometry import default_layout
+    >>> layout = default_layout("test", span=1)
+    >>> words = petlink.interleave_time_tags(petlink.encode_event_words(np.arange(5), np.ones(5, bool)),
+    ...                                      np.array([0, 1, 1, 2, 3]), 4)
+    >>> [h.n_prompts for h in iter_listmode_frames(words, layout, [(0, 0.002), (0.002, 0.004)], progress=False)]
+    [3, 2]
+    """
+    if layout.use_tof:
+        raise ParameterError("list-mode histogramming into TOF layouts is not supported")
+    windows = [frame_ms(start, end) for start, end in frames_s]
+    for (_, previous_end), (start, _) in zip(windows, windows[1:]):
+        if start < previous_end:
+            raise ParameterError("list-mode frames must be in time order and must not overlap")
+    chunks, total = _chunks(path_or_words, chunk_words)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="histogram frames", unit="word", unit_scale=True)
+    active: dict[int, list] = {}  # frame index -> [histogrammer, words decoded, seconds spent]
+    next_frame, carried_ms = 0, 0
+    try:
+        for chunk in chunks:
+            last_ms = _last_time_ms(chunk, carried_ms)
+            for index in range(next_frame, len(windows)):
+                start_ms, end_ms = windows[index]
+                if start_ms > last_ms:
+                    break
+                if end_ms <= carried_ms:
+                    continue
+                entry = active.setdefault(index, [_Histogrammer(layout, start_ms, end_ms), 0, 0.0])
+                started = time.perf_counter()
+                entry[0].counters[_TIME] = carried_ms  # frames skip chunks: the time carries over them
+                entry[0].add(chunk)
+                entry[1] += chunk.size
+                entry[2] += time.perf_counter() - started
+            carried_ms = last_ms
+            if bar is not None:
+                bar.update(chunk.size)
+            while next_frame < len(windows) and windows[next_frame][1] <= carried_ms:
+                yield _finished(active.pop(next_frame, None), layout, windows[next_frame])
+                next_frame += 1
+        while next_frame < len(windows):
+            yield _finished(active.pop(next_frame, None), layout, windows[next_frame])
+            next_frame += 1
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def last_time_tag_ms(path_or_words: str | os.PathLike | np.ndarray, tail_words: int = 1 << 20) -> int:
+    """Value of the last time tag of a PETLINK stream (ms), reading only its tail (-1 if it has none).
+
+    Examples
+    --------
+    >>> last_time_tag_ms(petlink.interleave_time_tags(np.zeros(0, np.uint32), np.zeros(0, np.int64), 5))
+    4
+    """
+    if isinstance(path_or_words, np.ndarray):
+        return _last_time_ms(np.asarray(path_or_words, dtype=np.uint32), -1)
+    path = Path(path_or_words)
+    if not path.is_file():
+        raise FormatError(path, "file", "does not exist")
+    n_words = path.stat().st_size // 4
+    with open(path, "rb") as f:
+        end = n_words
+        while end > 0:
+            start = max(0, end - tail_words)
+            f.seek(start * 4)
+            found = _last_time_ms(np.frombuffer(f.read((end - start) * 4), dtype="<u4"), -1)
+            if found >= 0:
+                return found
+            end = start
+    return -1
+
+
+def _finished(entry: list | None, layout: SinogramLayout, window: tuple[int, int]) -> ListmodeHistogram:
+    """The histogram of a frame once the stream has passed its end (empty if no chunk reached it)."""
+    histogrammer, n_words, elapsed_s = entry or [_Histogrammer(layout, *window), 0, 0.0]
+    started = time.perf_counter()
+    histogrammer.finish()
+    return histogrammer.result(layout, n_words, elapsed_s + time.perf_counter() - started)
+
+
+def _last_time_ms(words: np.ndarray, carried_ms: int) -> int:
+    """Value of the last time tag in ``words``, else ``carried_ms``."""
+    tags = np.flatnonzero((words >> np.uint32(29)) == 0b100)
+    return int(words[tags[-1]] & petlink.TIME_MASK) if tags.size else carried_ms
 
 
 _NO_END = np.iinfo(np.int64).max
@@ -420,6 +516,20 @@ class _Histogrammer:
         self.counters[1:] += counters[:, 1:].sum(axis=0)
         self.singles_sum += singles_sum.sum(axis=0)
         self.singles_n += singles_n.sum(axis=0)
+
+    def result(self, layout: SinogramLayout, n_words: int, elapsed_s: float) -> ListmodeHistogram:
+        """The frame's histogram and counters (call after :meth:`finish`)."""
+        state, singles_n = self.counters, self.singles_n
+        seen = np.flatnonzero(singles_n)
+        start_ms, end_ms = (int(v) for v in self.frame)
+        return ListmodeHistogram(
+            prompts=self.histogram[:self.n_bins].reshape(layout.shape),
+            delays=self.histogram[self.n_bins:].reshape(layout.shape), layout=layout,
+            start_s=start_ms / 1000.0, end_s=np.inf if end_ms == _NO_END else end_ms / 1000.0,
+            duration_s=int(state[_TAGS]) / 1000.0, n_dropped=int(state[_DROPPED]), n_unmapped=int(state[_UNMAPPED]),
+            n_words=n_words, n_events_in_frame=int(state[_EVENTS_IN_FRAME]),
+            singles_per_s={int(b): float(self.singles_sum[b] / singles_n[b]) for b in seen},
+            n_other_tags=int(state[_OTHER_TAGS]), elapsed_s=elapsed_s)
 
     def finish(self) -> None:
         """Histogram the decoded batch."""

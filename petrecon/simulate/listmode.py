@@ -23,7 +23,8 @@ import numpy as np
 
 from petrecon.geometry import SinogramLayout
 from petrecon.io.atomic import atomic_output
-from petrecon.io.petlink import encode_event_words, interleave_time_tags
+from petrecon.io.petlink import TAG_KIND_SHIFT, TIME_MASK, TIME_TAG_KIND
+from petrecon.io.petlink import encode_event_words, encode_time_tags, interleave_time_tags
 from petrecon.simulate.detection import Span1Map, choose_span1_addresses
 
 
@@ -100,3 +101,31 @@ def write_listmode(path, words: np.ndarray, *, overwrite: bool = False) -> None:
     """Write words as a raw little-endian uint32 ``.l`` file, atomically."""
     with atomic_output(path, overwrite=overwrite) as temporary:
         np.asarray(words, dtype="<u4").tofile(temporary)
+
+
+def concatenate_listmode(streams: list[np.ndarray]) -> np.ndarray:
+    """One PETLINK stream from consecutive acquisitions: each stream's time tags shifted by those before it.
+
+    A time-varying source is simulated as consecutive frames (each with its
+    own phantom activities, decaying within the frame) whose list-mode words
+    are joined here: stream ``i`` starts where stream ``i - 1`` ended (its
+    last time tag + 1 ms). Event words are copied unchanged.
+
+    Examples
+    --------
+    >>> from petrecon.io.petlink import TIME_MASK
+    >>> one = interleave_time_tags(encode_event_words(np.array([3]), np.array([True])), np.array([1]), 2)
+    >>> joined = concatenate_listmode([one, one])
+    >>> [int(w & TIME_MASK) for w in joined if w >> 29 == 0b100]
+    [0, 1, 2, 3]
+    """
+    pieces, offset_ms = [], 0
+    for words in streams:
+        words = np.asarray(words, dtype=np.uint32)
+        is_tag = (words >> np.uint32(TAG_KIND_SHIFT)) == TIME_TAG_KIND
+        shifted = words.copy()
+        shifted[is_tag] = encode_time_tags((words[is_tag] & TIME_MASK).astype(np.int64) + offset_ms)
+        pieces.append(shifted)
+        if is_tag.any():
+            offset_ms += int((words[is_tag] & TIME_MASK).max()) + 1
+    return np.concatenate(pieces) if pieces else np.empty(0, np.uint32)
