@@ -36,7 +36,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -103,7 +103,60 @@ def read_pet_series(folder: str | os.PathLike, *, series_uid: str | None = None,
         Missing or inconsistent tags (names the file and the tag), oblique
         orientation, unequal slice spacing, no PET series in the folder.
     """
-    series = _read_series(Path(folder), "PT", series_uid, patient_position)
+    files = _series_files(Path(folder), "PT", series_uid)
+    time_slices = _time_slices(files)
+    if time_slices > 1:
+        raise FormatError(files[0][0], "NumberOfTimeSlices", f"is {time_slices}: a dynamic series; read it frame "
+                                                             "by frame with read_dynamic_pet_series")
+    return _pet_volume(_assemble(files, patient_position))
+
+
+def read_dynamic_pet_series(folder: str | os.PathLike, *, series_uid: str | None = None,
+                            patient_position: str | None = None) -> list[Volume]:
+    """Read a dynamic PET series (NumberOfTimeSlices frames, one file per slice and frame), one Volume per frame.
+
+    A file's frame is ``(ImageIndex - 1) // NumberOfSlices`` (DICOM PET Image
+    module). Each Volume is as :func:`read_pet_series` returns, with
+    ``metadata["frame_index"]``; its ``suv_inputs`` hold the frame's
+    FrameReferenceTime, ActualFrameDuration and AcquisitionTime. A static
+    series reads as one frame.
+
+    Raises
+    ------
+    FormatError
+        As :func:`read_pet_series`, and frames that miss slices or ImageIndex.
+    """
+    files = _series_files(Path(folder), "PT", series_uid)
+    time_slices = _time_slices(files)
+    if time_slices == 1:
+        return [_pet_volume(_assemble(files, patient_position))]
+    n_slices = int(files[0][1].get("NumberOfSlices") or 0)
+    frames: dict[int, list] = {}
+    for path, dataset in files:
+        index = dataset.get("ImageIndex")
+        if not isinstance(index, int) or not n_slices or not 1 <= index <= n_slices * time_slices:
+            raise FormatError(path, "ImageIndex", f"{index!r} is not in 1 .. NumberOfSlices x NumberOfTimeSlices")
+        frames.setdefault((index - 1) // n_slices, []).append((path, dataset))
+    volumes = []
+    for frame in range(time_slices):
+        if len(frames.get(frame, [])) != n_slices:
+            raise FormatError(Path(folder), "ImageIndex", f"frame {frame + 1} has {len(frames.get(frame, []))} "
+                                                          f"slices, NumberOfSlices says {n_slices}")
+        volume = _pet_volume(_assemble(frames[frame], patient_position))
+        volume.metadata["frame_index"] = frame
+        volumes.append(volume)
+    return volumes
+
+
+def _time_slices(files: list[tuple[Path, Any]]) -> int:
+    path, first = files[0]
+    value = first.get("NumberOfTimeSlices", 1)
+    if not isinstance(value, int) or value < 1:
+        raise FormatError(path, "NumberOfTimeSlices", f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _pet_volume(series: _Series) -> Volume:
     units = str(series.first.get("Units", ""))
     metadata = {"units": "Bq/ml" if units == "BQML" else units, "dicom_units": units,
                 "patient_position": series.patient_position, "suv_inputs": _suv_inputs(series.first),
@@ -155,6 +208,11 @@ def read_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.P
 
 
 def _read_series(folder: Path, modality: str, series_uid: str | None, patient_position: str | None) -> _Series:
+    return _assemble(_series_files(folder, modality, series_uid), patient_position)
+
+
+def _series_files(folder: Path, modality: str, series_uid: str | None) -> list[tuple[Path, Any]]:
+    """The (path, dataset) of every image of the one ``modality`` series in ``folder``."""
     import pydicom
 
     if not folder.is_dir():
@@ -177,7 +235,7 @@ def _read_series(folder: Path, modality: str, series_uid: str | None, patient_po
     if len(by_series) > 1:
         raise FormatError(folder, "SeriesInstanceUID", f"{len(by_series)} {modality} series found "
                           f"({', '.join(sorted(by_series))}); pass series_uid")
-    return _assemble(list(by_series.values())[0], patient_position)
+    return list(by_series.values())[0]
 
 
 def _float_tag(path: Path, dataset: Any, keyword: str, count: int) -> np.ndarray:
@@ -334,8 +392,9 @@ def _header_json(dataset: Any) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- writing
-def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose_bq: float,
-                     injection_datetime: dt.datetime, series_datetime: dt.datetime, frame_duration_s: float,
+def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLike, *, injected_dose_bq: float,
+                     injection_datetime: dt.datetime, series_datetime: dt.datetime,
+                     frame_duration_s: float | Sequence[float], frame_start_s: Sequence[float] | None = None,
                      isotope: str = "F18", radiopharmaceutical: str = "Fluorodeoxyglucose",
                      patient_weight_kg: float | None = None, patient_size_m: float | None = None,
                      patient_sex: str = "O", patient_name: str = "Anonymous^", patient_id: str = "petrecon",
@@ -350,9 +409,10 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
 
     Parameters
     ----------
-    volume : Volume
+    volume : Volume or sequence of Volume
         Activity concentration (Bq/ml, decay-corrected to ``series_datetime``).
-        ``metadata["units"]``, if present, must be ``"Bq/ml"``.
+        ``metadata["units"]``, if present, must be ``"Bq/ml"``. A sequence
+        is a dynamic series (see :func:`write_dynamic_pet_series`).
     folder : path-like
         Output folder (created; must not exist unless ``overwrite``).
     injected_dose_bq : float
@@ -360,8 +420,11 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
     injection_datetime, series_datetime : datetime.datetime
         RadiopharmaceuticalStartDateTime, and the scan start (SeriesDate/Time
         = AcquisitionDate/Time: DecayCorrection START refers to it).
-    frame_duration_s : float
-        ActualFrameDuration.
+    frame_duration_s : float or sequence of float
+        ActualFrameDuration (one per volume for a dynamic series).
+    frame_start_s : sequence of float, optional
+        Dynamic series: each frame's start after ``series_datetime`` (default
+        consecutive frames from it).
     isotope, radiopharmaceutical : str
         Radionuclide (petrecon.isotopes name) and tracer name.
     patient_weight_kg, patient_size_m : float, optional
@@ -384,7 +447,7 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
     Returns
     -------
     list of Path
-        The files written, slice z = 0 first.
+        The files written, slice z = 0 first (frame by frame).
 
     Examples
     --------
@@ -403,32 +466,39 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    units = volume.metadata.get("units", "Bq/ml")
-    if units not in ("Bq/ml", "BQML"):
-        raise ParameterError(f"write_pet_series writes Bq/ml volumes; this volume's units are {units!r}")
-    patient_position = str(patient_position or volume.metadata.get("patient_position") or "HFS")
+    dynamic = not isinstance(volume, Volume)
+    volumes = list(volume) if dynamic else [volume]
+    durations = [float(d) for d in (frame_duration_s if dynamic else [frame_duration_s])]
+    starts = list(frame_start_s) if frame_start_s is not None else list(np.cumsum([0.0] + durations[:-1]))
+    if not volumes or len(durations) != len(volumes) or len(starts) != len(volumes):
+        raise ParameterError(f"{len(volumes)} volumes need as many frame durations and starts, got "
+                             f"{len(durations)} and {len(starts)}")
+    for frame in volumes:
+        units = frame.metadata.get("units", "Bq/ml")
+        if units not in ("Bq/ml", "BQML"):
+            raise ParameterError(f"write_pet_series writes Bq/ml volumes; this volume's units are {units!r}")
+        if frame.grid != volumes[0].grid:
+            raise ParameterError(f"the frames of a series share one grid: {frame.grid} differs from {volumes[0].grid}")
+    patient_position = str(patient_position or volumes[0].metadata.get("patient_position") or "HFS")
     if patient_position.upper() not in PATIENT_POSITION_SIGNS:
         raise ParameterError(f"patient_position must be one of {', '.join(PATIENT_POSITION_SIGNS)}, "
                              f"got {patient_position!r}")
     unknown = set(corrected_image) - set(_ALL_CORRECTIONS)
     if unknown:
         raise ParameterError(f"unknown CorrectedImage values {sorted(unknown)}; known: {_ALL_CORRECTIONS}")
-    if not injected_dose_bq > 0 or not frame_duration_s > 0:
-        raise ParameterError("injected_dose_bq and frame_duration_s must be > 0")
+    if not injected_dose_bq > 0 or not min(durations) > 0 or min(starts) < 0:
+        raise ParameterError("injected_dose_bq and frame_duration_s must be > 0, frame_start_s >= 0")
     if patient_sex not in ("M", "F", "O"):
         raise ParameterError(f"patient_sex must be M, F or O, got {patient_sex!r}")
-    data = np.asarray(volume.data, dtype=np.float64)
-    if not np.all(np.isfinite(data)):
+    if not all(np.all(np.isfinite(frame.data)) for frame in volumes):
         raise ParameterError("the volume holds NaN or infinite values")
     nuclide = get_isotope(isotope)
     half_life_s = nuclide.half_life_s if half_life_s is None else float(half_life_s)
     signs = np.array(PATIENT_POSITION_SIGNS[patient_position.upper()], dtype=np.float64)
-    grid = volume.grid
+    grid = volumes[0].grid
     study_uid = study_instance_uid or generate_uid()
     series_uid = generate_uid()
     frame_uid = frame_of_reference_uid or generate_uid()
-    decay = decay_correction_factor(half_life_s, 0.0, frame_duration_s)
-    frame_reference_ms = 1000.0 * decay_weighted_frame_time_s(frame_duration_s, half_life_s)
     now = dt.datetime.now()
     comments = "petrecon " + __version__ + ((": " + ", ".join(f"{k}={v}" for k, v in provenance.items()
                                                                  if isinstance(v, (str, int, float))))
@@ -441,8 +511,11 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
         return value.strftime("%H%M%S.%f")
 
     files = []
+    frames = [(f, k) for f in range(len(volumes)) for k in range(grid.shape[2])]
     with atomic_folder(folder, overwrite=overwrite) as temporary:
-        for k in range(grid.shape[2]):
+        for f, k in frames:
+            start_s, duration_s = float(starts[f]), durations[f]
+            acquisition = series_datetime + dt.timedelta(seconds=start_s)
             ds = pydicom.Dataset()
             sop_uid = generate_uid()
             ds.file_meta = FileMetaDataset()
@@ -454,8 +527,9 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
             ds.ImageType = ["ORIGINAL", "PRIMARY"]
             ds.InstanceCreationDate, ds.InstanceCreationTime = dicom_date(now), dicom_time(now)
             ds.SOPClassUID, ds.SOPInstanceUID = PET_IMAGE_STORAGE, sop_uid
-            ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = dicom_date(series_datetime)
-            ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = dicom_time(series_datetime)
+            ds.StudyDate = ds.SeriesDate = ds.ContentDate = dicom_date(series_datetime)
+            ds.StudyTime = ds.SeriesTime = ds.ContentTime = dicom_time(series_datetime)
+            ds.AcquisitionDate, ds.AcquisitionTime = dicom_date(acquisition), dicom_time(acquisition)
             ds.AccessionNumber = ""
             ds.Modality = "PT"
             ds.Manufacturer = "petrecon"
@@ -471,7 +545,7 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
             if patient_size_m is not None:
                 ds.PatientSize = f"{float(patient_size_m):.6g}"
             ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
-            ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", int(series_number), k + 1
+            ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", int(series_number), f * grid.shape[2] + k + 1
             ds.FrameOfReferenceUID = frame_uid
             ds.PositionReferenceIndicator = ""
             ds.ImageOrientationPatient = [f"{v:g}" for v in (signs[0], 0, 0, 0, signs[1], 0)]
@@ -483,7 +557,7 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
             # PET series and image modules
             ds.Units = "BQML"
             ds.CountsSource = "EMISSION"
-            ds.SeriesType = ["STATIC", "IMAGE"]
+            ds.SeriesType = ["DYNAMIC" if dynamic else "STATIC", "IMAGE"]
             ds.CorrectedImage = list(corrected_image)
             ds.DecayCorrection = "START"
             ds.RandomsCorrectionMethod = "DLYD" if "RAN" in corrected_image else "NONE"
@@ -491,16 +565,20 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
                 ds.ReconstructionMethod = reconstruction_method
             ds.CollimatorType = "NONE"
             ds.NumberOfSlices = grid.shape[2]
-            ds.ImageIndex = k + 1
-            ds.FrameReferenceTime = f"{frame_reference_ms:.3f}"
-            ds.ActualFrameDuration = int(round(frame_duration_s * 1000))
-            ds.DecayFactor = f"{decay:.6f}"
+            if dynamic:
+                ds.NumberOfTimeSlices = len(volumes)
+            ds.ImageIndex = f * grid.shape[2] + k + 1
+            # DecayCorrection START: the frame's mean activity corrected to the series start
+            reference_s = start_s + decay_weighted_frame_time_s(duration_s, half_life_s)
+            ds.FrameReferenceTime = f"{1000.0 * reference_s:.3f}"
+            ds.ActualFrameDuration = int(round(duration_s * 1000))
+            ds.DecayFactor = f"{decay_correction_factor(half_life_s, start_s, duration_s):.6f}"
             ds.update(_orientation_codes(patient_position.upper()))
             ds.RadiopharmaceuticalInformationSequence = pydicom.Sequence([_radiopharmaceutical_item(
                 nuclide.name, radiopharmaceutical, injected_dose_bq, injection_datetime, half_life_s,
                 nuclide.positron_fraction)])
             # pixels: int16, one slope per slice
-            plane = data[:, :, k].T  # rows = y, columns = x
+            plane = np.asarray(volumes[f].data[:, :, k], dtype=np.float64).T  # rows = y, columns = x
             peak = float(np.abs(plane).max())
             slope = peak / _INT16_MAX if peak > 0 else 1.0
             pixels = np.clip(np.rint(plane / slope), -_INT16_MAX, _INT16_MAX).astype("<i2")
@@ -516,10 +594,41 @@ def write_pet_series(volume: Volume, folder: str | os.PathLike, *, injected_dose
                 block = ds.private_block(0x0071, "PETRECON", create=True)
                 block.add_new(0x00, "UT", json.dumps(provenance, default=str))
             ds.PixelData = pixels.tobytes()
-            name = f"slice_{k + 1:04d}.dcm"
+            name = f"frame_{f + 1:03d}_slice_{k + 1:04d}.dcm" if dynamic else f"slice_{k + 1:04d}.dcm"
             ds.save_as(temporary / name, enforce_file_format=True)
             files.append(Path(folder) / name)
     return files
+
+
+def write_dynamic_pet_series(volumes: Sequence[Volume], folder: str | os.PathLike, *,
+                             frame_start_s: Sequence[float], frame_duration_s: Sequence[float],
+                             **fields: Any) -> list[Path]:
+    """Write frames as one dynamic PET series: :func:`write_pet_series` with a volume per frame.
+
+    Every frame is in Bq/ml decay-corrected to ``series_datetime`` (the
+    first frame's start: DecayCorrection START). Per file: SeriesType
+    DYNAMIC, NumberOfTimeSlices, ImageIndex ``= frame x NumberOfSlices +
+    slice + 1``, AcquisitionDate/Time = series start + frame start,
+    ActualFrameDuration, FrameReferenceTime = frame start + the
+    decay-weighted mid-frame offset (:func:`decay_weighted_frame_time_s`) and
+    DecayFactor = :func:`~petrecon.isotopes.decay_correction_factor` of the
+    frame. ``fields`` are :func:`write_pet_series`'s keywords.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, datetime
+    >>> grid = ImageGrid.centred((4, 3, 2), (2.0, 2.0, 3.0))
+    >>> frames = [Volume(np.full(grid.shape, v, np.float32), grid) for v in (100.0, 50.0)]
+    >>> scan = datetime.datetime(2026, 1, 5, 14, 1)
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "dyn"
+    >>> _ = write_dynamic_pet_series(frames, out, frame_start_s=[0, 60], frame_duration_s=[60, 120],
+    ...     injected_dose_bq=370e6, injection_datetime=scan, series_datetime=scan)
+    >>> [(round(float(v.data.mean())), v.metadata["suv_inputs"]["actual_frame_duration_ms"])
+    ...  for v in read_dynamic_pet_series(out)]
+    [(100, 60000.0), (50, 120000.0)]
+    """
+    return write_pet_series(list(volumes), folder, frame_start_s=list(frame_start_s),
+                            frame_duration_s=list(frame_duration_s), **fields)
 
 
 #: NM/PET Patient Orientation codes (DICOM PS3.16 CID 19, 20, 21; SRT): recumbent, supine/prone, head/feet first.
