@@ -18,7 +18,7 @@ import numpy as np
 from petrecon.errors import ParameterError
 from petrecon.quant.roi import box_mask, sphere_mask
 from petrecon.quant.stats import voi_statistics
-from petrecon.volume import Volume
+from petrecon.volume import ImageGrid, Volume
 
 _SHAPES = {"sphere": 4, "box": 6}
 
@@ -44,6 +44,31 @@ def parse_roi(spec: str) -> tuple[str, tuple[float, ...]]:
     return shape, values
 
 
+def roi_mask(grid: ImageGrid, spec: str, axis_signs: tuple[int, int, int] = (1, 1, 1)) -> np.ndarray:
+    """The mask of one ROI specification on ``grid`` (patient coordinates, see the module notes).
+
+    Raises
+    ------
+    ParameterError
+        A malformed specification, or an ROI that holds no voxel of the grid.
+
+    Examples
+    --------
+    >>> int(roi_mask(ImageGrid.centred((10, 10, 10), (1.0, 1.0, 1.0)), "box:-1,-1,-1,1,1,1").sum())
+    8
+    """
+    signs = np.asarray(axis_signs, dtype=np.float64)
+    shape, values = parse_roi(spec)
+    if shape == "sphere":
+        mask = sphere_mask(grid, signs * values[:3], values[3])
+    else:
+        corners = signs * np.array([values[:3], values[3:]])
+        mask = box_mask(grid, corners.min(axis=0), corners.max(axis=0))
+    if not mask.any():
+        raise ParameterError(f"ROI {spec!r} holds no voxel of the image")
+    return mask
+
+
 def roi_records(volume: Volume, specs: list[str], axis_signs: tuple[int, int, int] = (1, 1, 1)) -> list[dict]:
     """One record of statistics per ROI specification (patient coordinates, see the module notes).
 
@@ -59,14 +84,7 @@ def roi_records(volume: Volume, specs: list[str], axis_signs: tuple[int, int, in
     signs = np.asarray(axis_signs, dtype=np.float64)
     records = []
     for spec in specs:
-        shape, values = parse_roi(spec)
-        if shape == "sphere":
-            mask = sphere_mask(volume.grid, signs * values[:3], values[3])
-        else:
-            corners = signs * np.array([values[:3], values[3:]])
-            mask = box_mask(volume.grid, corners.min(axis=0), corners.max(axis=0))
-        if not mask.any():
-            raise ParameterError(f"ROI {spec!r} holds no voxel of the image")
+        mask = roi_mask(volume.grid, spec, axis_signs)
         stats = voi_statistics(volume, mask)
         records.append({"roi": spec, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
                         "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg,
