@@ -35,6 +35,7 @@ provenance: nothing is dropped silently.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import os
 from pathlib import Path
@@ -144,21 +145,22 @@ def open_study(path: str | os.PathLike, *, scanner: str | SinogramLayout | None 
     kind = detect_format(path)
     if kind == "container":
         study = read_container(path)
-    elif kind in ("listmode", "petsird"):
-        study = _listmode_study(path, path, kind, scanner, frame, progress)
+    elif _is_listmode(path, kind):
+        study = _listmode_study(path, scanner, frame, progress)
+    elif frame is not None:
+        raise ParameterError(f"{path}: a frame applies to list-mode input only; this is a {kind} input of sinograms")
     elif kind == "interfile":
-        study = _interfile_study(path, scanner, frame, progress)
+        study = _interfile_study(path, scanner)
     elif kind == "interfile-main":
-        study = _main_header_study(path, scanner, frame)
+        study = _main_header_study(path, scanner)
     elif kind == "siemens-dicom":
-        study = _wrapper_study(path, scanner, frame, progress)
+        study = _wrapper_study(path, scanner)
     else:
-        study = _export_study(path, scanner, frame, progress)
-    if frame is not None and kind not in ("listmode", "petsird") and "frame_from_listmode" not in study.attributes:
-        raise ParameterError(f"{path}: a frame applies to list-mode input only; this is a {kind} input")
-    study.attributes.pop("frame_from_listmode", None)
+        study = _export_study(path, scanner)
     study.attributes["input_format"] = kind
-    study.provenance.setdefault("inputs_read", []).append(str(path))
+    inputs = study.provenance.setdefault("inputs_read", [])
+    if str(path) not in inputs:
+        inputs.append(str(path))
     if normalisation is not None:
         study.sinograms["normalisation"] = _normalisation_sinogram(Path(normalisation), study.layout, scanner)
         study.provenance["inputs_read"].append(str(normalisation))
@@ -224,31 +226,80 @@ def _layout_for(scanner: str | SinogramLayout | None, path: Path, named: str | N
     return default_layout(name, tof=False)
 
 
-def _listmode_study(path: Path, words_path: Path, kind: str, scanner, frame, progress: bool,
-                    named: str | None = None) -> Container:
-    from petrecon.io.listmode import histogram_listmode
+def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | None = None,
+                  normalisation: str | os.PathLike | None = None):
+    """A list-mode input's event source and its study without counts (for framing it yourself).
 
-    start_s, end_s = frame if frame is not None else (0.0, None)
+    Parameters as :func:`open_study`; ``path`` is a ``.l``/``.bf`` file, an
+    Interfile list-mode header, a Siemens list-mode wrapper or export
+    folder, or a PETSIRD file.
+
+    Returns
+    -------
+    source : Path or numpy.ndarray
+        The PETLINK file (or, for PETSIRD, the events as PETLINK words).
+    base : Container
+        Layout, header attributes and the normalisation when given; no sinograms of counts.
+
+    Raises
+    ------
+    FormatError
+        If the input holds sinograms, not list-mode.
+    """
+    from petrecon.io.interfile import read_header, resolve_data_file
+    from petrecon.io.siemens import classify, open_export, read_wrapper
+
+    path = Path(path)
+    kind = detect_format(path)
+    header = None
+    words_path = path
+    if kind == "interfile":
+        header = read_header(path)
+        if classify(header) == "listmode":
+            words_path = resolve_data_file(header)
+    elif kind in ("siemens-dicom", "siemens-export"):
+        found = open_export(path).listmode if kind == "siemens-export" else [read_wrapper(path)]
+        if len(found) != 1 or found[0].kind != "listmode":
+            raise FormatError(path, "kind", "is not one list-mode object")
+        header, words_path = found[0].header, found[0].payload_path
+        norms = open_export(path).norm if kind == "siemens-export" and normalisation is None else []
+        normalisation = norms[0].dicom_path if len(norms) == 1 else normalisation
+    if kind not in ("listmode", "petsird") and words_path == path:
+        raise FormatError(path, "format", f"is a {kind} input of sinograms, not list-mode")
+    named = header.text("scanner name", "").strip() or None if header is not None else None
     if kind == "petsird":
         from petrecon.io.petsird_io import read_petsird
 
-        scan = read_petsird(words_path)
+        scan = read_petsird(path)
         layout = _layout_for(scanner, path, _registry_match(scan.scanner))
         source = scan.listmode_words(layout)
     else:
         layout = _layout_for(scanner, path, named)
         source = words_path
-    histogram = histogram_listmode(source, layout, start_s=start_s, end_s=end_s, progress=progress)
+    base = Container(layout=layout, attributes={**(header_attributes(header) if header is not None else {}),
+                                                "input_format": kind, "listmode_file": str(words_path)},
+                     provenance={"inputs_read": [str(path)]})
+    if normalisation is not None:
+        base.sinograms["normalisation"] = _normalisation_sinogram(Path(normalisation), layout, scanner)
+        base.provenance["inputs_read"].append(str(normalisation))
+    return source, base
+
+
+def _listmode_study(path: Path, scanner, frame, progress: bool) -> Container:
+    from petrecon.io.listmode import histogram_listmode
+
+    source, study = open_listmode(path, scanner=scanner)
+    start_s, end_s = frame if frame is not None else (0.0, None)
+    histogram = histogram_listmode(source, study.layout, start_s=start_s, end_s=end_s, progress=progress)
     if histogram.n_events_in_frame == 0:
         raise FormatError(path, "events", f"none in the frame {start_s:g} s .. "
                                           f"{'end' if end_s is None else f'{end_s:g} s'}")
-    attributes = {"frame_start_s": histogram.start_s, "duration_s": histogram.duration_s,
-                  "n_prompts": histogram.n_prompts, "n_delays": histogram.n_delays,
-                  "n_dropped": histogram.n_dropped, "n_unmapped": histogram.n_unmapped,
-                  "bucket_singles_per_s": {str(k): v for k, v in histogram.singles_per_s.items()},
-                  "listmode_file": str(words_path), "frame_from_listmode": True}
-    return Container({"prompts": histogram.prompts, "delays": histogram.delays}, layout=layout,
-                     attributes=attributes)
+    study.sinograms.update({"prompts": histogram.prompts, "delays": histogram.delays})
+    study.attributes.update({"frame_start_s": histogram.start_s, "duration_s": histogram.duration_s,
+                             "n_prompts": histogram.n_prompts, "n_delays": histogram.n_delays,
+                             "n_dropped": histogram.n_dropped, "n_unmapped": histogram.n_unmapped,
+                             "bucket_singles_per_s": {str(k): v for k, v in histogram.singles_per_s.items()}})
+    return study
 
 
 def _registry_match(petsird_scanner) -> str | None:
@@ -261,22 +312,37 @@ def _registry_match(petsird_scanner) -> str | None:
     return None
 
 
-def _interfile_study(path: Path, scanner, frame, progress: bool) -> Container:
-    from petrecon.io.interfile import read_header, read_interfile_sinograms, resolve_data_file
-    from petrecon.io.siemens import classify
+def _is_listmode(path: Path, kind: str) -> bool:
+    """Whether the input is list-mode (raw words, PETSIRD, or an Interfile / Siemens list-mode object)."""
+    if kind in ("listmode", "petsird"):
+        return True
+    if kind == "interfile":
+        from petrecon.io.interfile import read_header
+        from petrecon.io.siemens import classify
+
+        return classify(read_header(path)) == "listmode"
+    if kind == "siemens-dicom":
+        from petrecon.io.siemens import read_wrapper
+
+        return read_wrapper(path).kind == "listmode"
+    if kind == "siemens-export":
+        from petrecon.io.siemens import open_export
+
+        return bool(open_export(path).listmode)
+    return False
+
+
+def _interfile_study(path: Path, scanner) -> Container:
+    from petrecon.io.interfile import read_header, read_interfile_sinograms
 
     header = read_header(path)
-    if classify(header) == "listmode":
-        study = _listmode_study(path, resolve_data_file(header), "listmode", scanner, frame, progress,
-                                header.text("scanner name", "").strip() or None)
-    else:
-        sinograms = read_interfile_sinograms(path, scanner=_scanner_name(scanner), header=header)
-        study = _sinogram_container(path, sinograms.data, sinograms.layout)
-    study.attributes = {**header_attributes(header), **study.attributes}
+    sinograms = read_interfile_sinograms(path, scanner=_scanner_name(scanner), header=header)
+    study = _sinogram_container(path, sinograms.data, sinograms.layout)
+    study.attributes.update(header_attributes(header))
     return study
 
 
-def _main_header_study(path: Path, scanner, frame) -> Container:
+def _main_header_study(path: Path, scanner) -> Container:
     from petrecon.io.interfile import read_header, read_interfile_sinograms, read_main_header
 
     study = None
@@ -297,30 +363,26 @@ def _main_header_study(path: Path, scanner, frame) -> Container:
     return study
 
 
-def _wrapper_study(path: Path, scanner, frame, progress: bool) -> Container:
+def _wrapper_study(path: Path, scanner) -> Container:
     from petrecon.io.siemens import read_wrapper
 
     wrapper = read_wrapper(path)
-    if wrapper.kind == "listmode":
-        study = _listmode_study(path, wrapper.payload_path, "listmode", scanner, frame, progress,
-                                wrapper.header.text("scanner name", "").strip() or None)
-    elif wrapper.kind == "sinogram":
-        sinograms = wrapper.read_sinograms(_scanner_name(scanner))
-        study = _sinogram_container(path, sinograms.data, sinograms.layout)
-    else:
+    if wrapper.kind != "sinogram":
         raise FormatError(path, "kind", f"is a {wrapper.kind} object; give list-mode or sinograms")
-    study.attributes = {**header_attributes(wrapper.header), **study.attributes}
+    sinograms = wrapper.read_sinograms(_scanner_name(scanner))
+    study = _sinogram_container(path, sinograms.data, sinograms.layout)
+    study.attributes.update(header_attributes(wrapper.header))
     return study
 
 
-def _export_study(path: Path, scanner, frame, progress: bool) -> Container:
+def _export_study(path: Path, scanner) -> Container:
     from petrecon.io.siemens import open_export
 
     export = open_export(path)
-    if len(export.listmode) > 1 or (not export.listmode and len(export.sinogram) != 1):
+    if len(export.sinogram) != 1:
         raise FormatError(path, "objects", f"the export holds {len(export.listmode)} list-mode and "
                                            f"{len(export.sinogram)} sinogram objects; name one .dcm")
-    study = _wrapper_study((export.listmode or export.sinogram)[0].dicom_path, scanner, frame, progress)
+    study = _wrapper_study(export.sinogram[0].dicom_path, scanner)
     if len(export.norm) == 1:
         norm = export.norm[0].read_sinograms(_scanner_name(scanner) or study.layout.scanner.name).data
         study.sinograms["normalisation"] = _single(export.norm[0].dicom_path, norm)
@@ -387,7 +449,8 @@ def header_attributes(header) -> dict:
                "isotope gamma halflife (sec)": "half_life_s",
                "tracer activity at time of injection (bq)": "injected_activity_bq",
                "patient weight (kg)": "patient_weight_kg"}
-    texts = {"isotope name": "isotope", "tracer injection date/time": "injection_datetime"}
+    texts = {"isotope name": "isotope", "tracer injection date/time": "injection_datetime",
+             "study date (yyyy:mm:dd)": "study_date", "study time (hh:mm:ss gmt+00:00)": "study_time"}
     attributes: dict = {}
     for key, name in numbers.items():
         if header.has(key):
@@ -396,3 +459,90 @@ def header_attributes(header) -> dict:
         if header.has(key) and header.text(key).strip():
             attributes[name] = header.text(key).strip()
     return attributes
+
+
+#: SeriesDate/Time written when the input does not record its scan start (SUVs then need the true times).
+NOMINAL_SCAN_DATETIME = dt.datetime(2000, 1, 1, 12, 0, 0)
+
+
+def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = None,
+                      injection_datetime: str | None = None, scan_datetime: str | None = None,
+                      patient_weight_kg: float | None = None) -> tuple[dict, list[str]]:
+    """Keywords of :func:`petrecon.io.dicom.write_pet_series` from a study's attributes (arguments win).
+
+    Scan start: ``scan_datetime``, else the attribute ``acquisition_datetime``,
+    else the Interfile study date and time, else :data:`NOMINAL_SCAN_DATETIME`
+    (noted). Injection: ``injection_datetime``, else the attribute, else, for
+    a simulated study (attribute ``phantom``, whose ``frame_start_s`` counts
+    from injection), the scan start minus ``frame_start_s``, else the scan
+    start (noted: SUVs of that series are not valid). Datetimes are ISO 8601
+    or Interfile ``yyyy:mm:dd hh:mm:ss``.
+
+    Returns
+    -------
+    fields : dict
+        ``injected_dose_bq``, ``injection_datetime``, ``series_datetime``,
+        ``isotope``, ``half_life_s`` and ``patient_weight_kg`` (when known).
+    notes : list of str
+        The assumptions made.
+
+    Raises
+    ------
+    ParameterError
+        Without an injected activity, or with an unreadable datetime.
+
+    Examples
+    --------
+    >>> fields, notes = pet_series_fields({"injected_activity_bq": 2e8, "isotope": "F18", "phantom": "x",
+    ...                                    "frame_start_s": 3600.0})
+    >>> fields["series_datetime"] - fields["injection_datetime"], len(notes)
+    (datetime.timedelta(seconds=3600), 1)
+    """
+    notes = []
+    dose = injected_activity_bq if injected_activity_bq is not None else attributes.get("injected_activity_bq")
+    if dose is None or not float(dose) > 0:
+        raise ParameterError("the study does not record the injected activity a PET DICOM series needs; "
+                             "give it (--injected-mbq)")
+    scan_text = scan_datetime or attributes.get("acquisition_datetime")
+    if scan_text is None and attributes.get("study_date") and attributes.get("study_time"):
+        scan_text = f"{attributes['study_date']} {str(attributes['study_time']).split()[0]}"
+    if scan_text is None:
+        scan = NOMINAL_SCAN_DATETIME
+        notes.append(f"scan start unknown: SeriesDate/Time set to {scan.isoformat()} (give --scan-time)")
+    else:
+        scan = _parse_datetime(scan_text)
+    injection_text = injection_datetime or attributes.get("injection_datetime")
+    if injection_text is not None:
+        injection = _parse_datetime(injection_text)
+    elif "phantom" in attributes and "frame_start_s" in attributes:
+        injection = scan - dt.timedelta(seconds=float(attributes["frame_start_s"]))
+    else:
+        injection = scan
+        notes.append("injection time unknown: set to the scan start, SUVs of this series are not valid "
+                     "(give --injection-time)")
+    for note in notes:
+        LOG.warning(note)
+    fields = {"injected_dose_bq": float(dose), "injection_datetime": injection, "series_datetime": scan}
+    if "isotope" in attributes:
+        from petrecon.isotopes import get_isotope
+
+        fields["isotope"] = get_isotope(str(attributes["isotope"])).name
+    if "half_life_s" in attributes:
+        fields["half_life_s"] = float(attributes["half_life_s"])
+    weight = patient_weight_kg if patient_weight_kg is not None else attributes.get("patient_weight_kg")
+    if weight is not None:
+        fields["patient_weight_kg"] = float(weight)
+    return fields, notes
+
+
+def _parse_datetime(text: str) -> dt.datetime:
+    """ISO 8601 or Interfile ``yyyy:mm:dd hh:mm:ss``."""
+    text = str(text).strip()
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.strptime(text, "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        raise ParameterError(f"date/time {text!r} is neither ISO 8601 nor yyyy:mm:dd hh:mm:ss") from None
