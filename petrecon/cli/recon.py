@@ -1,13 +1,29 @@
-"""Sub-command ``recon``: AW-OSEM reconstruction of a study to Bq/ml."""
+"""Sub-command ``recon``: AW-OSEM reconstruction of any supported input to Bq/ml (HDF5 and/or DICOM), static or dynamic."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import sys
+
+_EPILOG = """examples:
+  petrecon recon study.h5 --out recon.h5                                 # petrecon container
+  petrecon recon scan.s.hdr --norm scan.n.hdr --mumap-ct ct/ --out recon.h5 --dicom pet/   # Interfile sinograms
+  petrecon recon scan.mhdr --mumap-ct ct/ --calibration 1.02 --out recon.h5              # Interfile main header
+  petrecon recon PETLM.l --scanner mmr --isotope F18 --norm norm.n.hdr \\
+      --mumap-dixon water/ fat/ --calibration 1.02 --out recon.h5                     # PETLINK list-mode
+  petrecon recon export/ --mumap-dixon water/ fat/ --dicom pet/                          # Siemens raw-data export
+  petrecon recon scan.petsird --scanner test --isotope F18 --no normalisation --out r.h5 # PETSIRD
+  petrecon recon PETLM.l --scanner mmr --frames 6x10s,4x60s,5x300s --out dyn.h5 --dicom dyn/   # dynamic
+  petrecon recon study.h5 --protocol site.toml --no scatter --psf-fwhm-mm 4 --backend cuda --out r.h5
+
+Corrections the input cannot support (no normalisation, no delays, no mu-map,
+no live fraction, no isotope) are switched off with a warning and recorded in
+the output's provenance ("corrections_not_applied"); the DICOM CorrectedImage
+lists what was applied."""
 
 
 def _recon_protocol(args: argparse.Namespace):
-    import dataclasses
-
     from petrecon.recon import OsemProtocol, ReconstructionProtocol
 
     protocol = ReconstructionProtocol.load(args.protocol)
@@ -18,7 +34,9 @@ def _recon_protocol(args: argparse.Namespace):
                     if name in args.no}
     corrections = dataclasses.replace(protocol.corrections, **switched_off)
     psf = protocol.psf_fwhm_mm if args.psf_fwhm_mm is None else args.psf_fwhm_mm
-    return dataclasses.replace(protocol, osem=osem, corrections=corrections, psf_fwhm_mm=psf)
+    calibration = protocol.calibration_bq_per_ml_per_unit if args.calibration is None else args.calibration
+    return dataclasses.replace(protocol, osem=osem, corrections=corrections, psf_fwhm_mm=psf,
+                               calibration_bq_per_ml_per_unit=calibration)
 
 
 def _recon_mu_map(args: argparse.Namespace):
@@ -34,49 +52,177 @@ def _recon_mu_map(args: argparse.Namespace):
     return None
 
 
+def _select_backend(name: str) -> str:
+    """Make ``name`` the process-wide backend (this command is the process)."""
+    import os
+
+    from petrecon import backend
+
+    chosen = backend.resolve_backend(name)
+    os.environ[backend.ENV_VARIABLE] = chosen
+    backend.default_backend.cache_clear()
+    return chosen
+
+
+def _warn(message: str) -> None:
+    print(f"petrecon: warning: {message}", file=sys.stderr)
+
+
+def _study_facts(study, args: argparse.Namespace) -> None:
+    """Command-line study facts (isotope, activity, weight) over the input's attributes."""
+    if args.isotope:
+        study.attributes["isotope"] = args.isotope
+        study.attributes.pop("half_life_s", None)
+    if args.injected_mbq is not None:
+        study.attributes["injected_activity_bq"] = args.injected_mbq * 1e6
+    if args.weight_kg is not None:
+        study.attributes["patient_weight_kg"] = args.weight_kg
+
+
+def _dicom_fields(attributes: dict, args: argparse.Namespace) -> dict:
+    from petrecon.io.study_input import pet_series_fields
+
+    fields, notes = pet_series_fields(attributes, injection_datetime=args.injection_time,
+                                      scan_datetime=args.scan_time)
+    for note in notes:
+        _warn(note)
+    return fields
+
+
 def _cmd_recon(args: argparse.Namespace) -> None:
-    from petrecon.io import Container, read_container, write_container
+    from petrecon.io.study_input import open_listmode, open_study, plan_corrections
+
+    if not args.out and not args.dicom:
+        from petrecon.errors import ParameterError
+
+        raise ParameterError("give an output: --out FILE.h5 and/or --dicom FOLDER")
+    backend = _select_backend(args.backend)
+    protocol = _recon_protocol(args)
+    mu = _recon_mu_map(args)
+    progress = not args.quiet
+    if args.frames:
+        from petrecon.recon.dynamic import parse_frame_schedule
+
+        frames = parse_frame_schedule(args.frames)
+        source, study = open_listmode(args.study, scanner=args.scanner, normalisation=args.norm)
+    else:
+        study = open_study(args.study, scanner=args.scanner, normalisation=args.norm, progress=progress)
+    _study_facts(study, args)
+    protocol, not_applied = plan_corrections(study, protocol, mu_given=mu is not None)
+    for name, reason in not_applied.items():
+        _warn(f"{name} correction off: {reason}")
+    fields = _dicom_fields(study.attributes, args) if args.dicom else None
+    provenance = dict(protocol=protocol.to_dict(), scanner=study.layout.scanner.name,
+                      input_files=[p for p in study.provenance.get("inputs_read", [args.study])
+                                   if _is_file(p)],
+                      backend=backend, input_format=study.attributes.get("input_format"))
+    if args.frames:
+        _dynamic(args, source, study, frames, protocol, mu, not_applied, fields, provenance, progress)
+    else:
+        _static(args, study, protocol, mu, not_applied, fields, provenance, progress)
+
+
+def _is_file(path) -> bool:
+    from pathlib import Path
+
+    return Path(path).is_file()
+
+
+def _static(args, study, protocol, mu, not_applied, fields, provenance, progress) -> None:
+    from petrecon.io import Container, write_container
     from petrecon.io.container import make_provenance
+    from petrecon.io.dicom import write_pet_series
     from petrecon.recon.study import reconstruct_study
 
-    protocol = _recon_protocol(args)
-    study = read_container(args.study)
-    result = reconstruct_study(study, protocol, mu=_recon_mu_map(args), progress=not args.quiet)
-    provenance = make_provenance(protocol=protocol, scanner=study.layout.scanner.name, input_files=[args.study],
-                                 corrected_image=list(result.corrected))
-    write_container(args.out, Container(volumes={"activity_bq_per_ml": result.volume}, attributes=study.attributes,
-                                        provenance=provenance), overwrite=args.overwrite)
+    result = reconstruct_study(study, protocol, mu=mu, progress=progress)
+    record = make_provenance(**provenance, corrected_image=list(result.corrected),
+                             corrections_not_applied=not_applied)
     volume = result.volume
     print(f"reconstructed    {args.study}: {protocol.osem.n_iterations} iterations x {protocol.osem.n_subsets} "
           f"subsets, {protocol.osem.post_filter_fwhm_mm:g} mm post-filter, image {volume.grid.shape}")
     print(f"corrections      {' '.join(result.corrected) or 'none'}")
     print(f"activity         max {float(volume.data.max()):.4g} Bq/ml, mean {float(volume.data.mean()):.4g} Bq/ml")
-    print(f"written          {args.out} (volume activity_bq_per_ml)")
+    if args.out:
+        attributes = {k: v for k, v in study.attributes.items() if k != "bucket_singles_per_s"}
+        write_container(args.out, Container(volumes={"activity_bq_per_ml": volume}, attributes=attributes,
+                                            provenance=record), overwrite=args.overwrite)
+        print(f"written          {args.out} (volume activity_bq_per_ml)")
+    if args.dicom:
+        write_pet_series(volume, args.dicom, frame_duration_s=float(study.attributes["duration_s"]),
+                         corrected_image=result.corrected, provenance=record,
+                         manufacturer_model_name=study.layout.scanner.name, overwrite=args.overwrite, **fields)
+        print(f"written          {args.dicom} (PET DICOM series, {volume.grid.shape[2]} slices)")
+
+
+def _dynamic(args, source, study, frames, protocol, mu, not_applied, fields, provenance, progress) -> None:
+    from petrecon.io import write_container
+    from petrecon.io.container import make_provenance
+    from petrecon.io.dicom import write_dynamic_pet_series
+    from petrecon.recon.dynamic import frames_container, reconstruct_listmode_frames
+
+    dead_time_s = None if args.dead_time_ns is None else args.dead_time_ns * 1e-9
+    result = reconstruct_listmode_frames(source, study, frames, protocol, mu=mu, dead_time_s=dead_time_s,
+                                         progress=progress)
+    not_applied = {**not_applied, **result.not_applied}
+    for name, reason in result.not_applied.items():
+        _warn(f"{name} correction off: {reason}")
+    record = make_provenance(**provenance, corrected_image=list(result.corrected),
+                             corrections_not_applied=not_applied, frames=args.frames)
+    print(f"reconstructed    {args.study}: {len(frames)} frames ({args.frames}), {protocol.osem.n_iterations} "
+          f"iterations x {protocol.osem.n_subsets} subsets, image {result.volumes[0].grid.shape}")
+    print(f"corrections      {' '.join(result.corrected) or 'none'}")
+    for frame, extra, volume in zip(result.frames, result.frame_attributes, result.volumes):
+        print(f"frame {frame.start_s:8.1f} s + {frame.duration_s:6.1f} s  prompts {extra['n_prompts']:>10d}  "
+              f"mean {float(volume.data.mean()):.4g} Bq/ml")
+    if args.out:
+        write_container(args.out, frames_container(result, study.attributes, record), overwrite=args.overwrite)
+        print(f"written          {args.out} (volumes frame_000 .. frame_{len(frames) - 1:03d})")
+    if args.dicom:
+        write_dynamic_pet_series(result.volumes, args.dicom, frame_start_s=[f.start_s for f in frames],
+                                 frame_duration_s=[f.duration_s for f in frames], corrected_image=result.corrected,
+                                 provenance=record, manufacturer_model_name=study.layout.scanner.name,
+                                 overwrite=args.overwrite, **fields)
+        print(f"written          {args.dicom} (dynamic PET DICOM series, {len(frames)} frames)")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     recon = commands.add_parser(
-        "recon", help="AW-OSEM reconstruction of a study container to Bq/ml (HDF5)",
-        epilog="examples:\n  petrecon recon study.h5 --out recon.h5\n"
-               "  petrecon recon study.h5 --mumap-ct ct_series/ --out recon_ct.h5\n"
-               "  petrecon recon study.h5 --mumap-dixon water/ fat/ --no scatter --out recon_mr.h5",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    recon.add_argument("study", help="study container (petrecon simulate, petrecon histogram + corrections)")
+        "recon", help="AW-OSEM reconstruction of a container, Interfile, list-mode, Siemens export or PETSIRD "
+                      "input to Bq/ml (HDF5, DICOM), static or dynamic",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    recon.add_argument("study", metavar="INPUT", help="petrecon container (.h5), Interfile sinograms (.hs/.s.hdr/.mhdr), PETLINK "
+                                     "list-mode (.l/.bf), Siemens raw-data DICOM (.dcm or export folder), PETSIRD")
     recon.add_argument("--protocol", default="clinical", help="protocol TOML file or shipped name (default clinical)")
+    recon.add_argument("--scanner", default=None, help="registry scanner for inputs that do not name it (list-mode)")
+    recon.add_argument("--norm", metavar="FILE", help="normalisation sinogram: Interfile header, Siemens wrapper or "
+                                                      "container (replaces the input's)")
     mu = recon.add_mutually_exclusive_group()
     mu.add_argument("--mumap-ct", metavar="DICOMDIR", help="attenuation from this CT series (replaces the study's)")
     mu.add_argument("--mumap-dixon", nargs=2, metavar=("WATERDIR", "FATDIR"), help="attenuation from Dixon MR")
-    mu.add_argument("--mumap", metavar="MUMAP.h5", help="attenuation from a petrecon mumap container")
+    mu.add_argument("--mumap", metavar="MUMAP.h5", help="attenuation from a container's mu_per_cm volume")
     recon.add_argument("--in-opposed", action="store_true", help="the Dixon series are in- and opposed-phase")
     recon.add_argument("--no", action="append", default=[], metavar="CORRECTION",
                        choices=["normalisation", "attenuation", "randoms", "scatter", "dead_time", "decay"],
                        help="turn a correction off (repeatable): normalisation, attenuation, randoms, scatter, "
                             "dead_time, decay")
+    recon.add_argument("--frames", metavar="SCHEDULE", help="dynamic frames of list-mode, e.g. 6x10s,4x60s,5x300s")
+    recon.add_argument("--dead-time-ns", type=float, default=None,
+                       help="bucket dead time (ns) for live fractions from list-mode singles (dynamic frames)")
     recon.add_argument("--iterations", type=int, default=None, help="override the protocol's iterations")
     recon.add_argument("--subsets", type=int, default=None, help="override the protocol's subsets")
     recon.add_argument("--fwhm-mm", type=float, default=None, help="override the post-filter FWHM (mm)")
     recon.add_argument("--psf-fwhm-mm", type=float, default=None, help="image-space PSF in the system model (mm)")
-    recon.add_argument("--out", required=True, help="output container (volume activity_bq_per_ml)")
-    recon.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    recon.add_argument("--calibration", type=float, default=None, metavar="BQ_PER_ML_PER_UNIT",
+                       help="cross-calibration factor (overrides the protocol's and the study's)")
+    recon.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")
+    facts = recon.add_argument_group("study facts (when the input does not record them)")
+    facts.add_argument("--isotope", default=None, help="F18, Ga68, ... (decay correction, positron fraction)")
+    facts.add_argument("--injected-mbq", type=float, default=None, help="injected activity (DICOM dose)")
+    facts.add_argument("--injection-time", default=None, help="injection date/time, ISO 8601")
+    facts.add_argument("--scan-time", default=None, help="scan start date/time, ISO 8601")
+    facts.add_argument("--weight-kg", type=float, default=None, help="patient weight (DICOM, SUV)")
+    recon.add_argument("--out", default=None, help="output container (HDF5)")
+    recon.add_argument("--dicom", metavar="FOLDER", default=None, help="also write a PET DICOM series here")
+    recon.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     recon.add_argument("--quiet", action="store_true", help="no progress bars")
     recon.set_defaults(run=_cmd_recon)

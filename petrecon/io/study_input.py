@@ -209,7 +209,7 @@ def plan_corrections(study: Container, protocol, *, mu_given: bool = False):
     not_applied = {}
     for name, present in available.items():
         if getattr(corrections, name) and not present:
-            not_applied[name] = f"the input has no {_NEEDS[name]}"
+            not_applied[name] = f"the input lacks {_NEEDS[name]}"
             LOG.warning("%s correction off: %s", name, not_applied[name])
     switched = dataclasses.replace(corrections, **{name: False for name in not_applied})
     return dataclasses.replace(protocol, corrections=switched), not_applied

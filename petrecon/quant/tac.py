@@ -87,6 +87,58 @@ def time_activity_curves(volumes: Sequence[Volume], starts_s: Sequence[float], d
     return points
 
 
+@dataclass
+class DynamicFrames:
+    """Frames of a dynamic series read back: volumes, times (s from the series start) and the half-life."""
+
+    volumes: list[Volume]
+    starts_s: list[float]
+    durations_s: list[float]
+    half_life_s: float | None
+
+
+def read_dynamic_frames(path: str | os.PathLike) -> DynamicFrames:
+    """Frames of a dynamic PET DICOM series folder, or of a container with a frame table (``petrecon recon --frames``).
+
+    DICOM: each frame's start is FrameReferenceTime minus the decay-weighted
+    mid-frame offset of its ActualFrameDuration (DecayCorrection START).
+    Container: the ``frames`` attribute (name, start_s, duration_s per frame).
+
+    Raises
+    ------
+    FormatError
+        A container without a frame table, or a series without frame times.
+    """
+    from petrecon.errors import FormatError
+    from petrecon.io import read_container
+    from petrecon.io.dicom import decay_weighted_frame_time_s, read_dynamic_pet_series
+
+    path = Path(path)
+    if path.is_dir():
+        volumes = read_dynamic_pet_series(path)
+        inputs = [v.metadata["suv_inputs"] for v in volumes]
+        half_life_s = inputs[0]["radionuclide_half_life_s"]
+        durations, starts = [], []
+        for item in inputs:
+            if item["actual_frame_duration_ms"] is None or item["frame_reference_time_ms"] is None:
+                raise FormatError(path, "FrameReferenceTime", "and ActualFrameDuration are needed for each frame")
+            durations.append(item["actual_frame_duration_ms"] / 1000.0)
+            offset = decay_weighted_frame_time_s(durations[-1], half_life_s) if half_life_s else durations[-1] / 2
+            starts.append(item["frame_reference_time_ms"] / 1000.0 - offset)
+        return DynamicFrames(volumes, starts, durations, half_life_s)
+    container = read_container(path)
+    table = container.attributes.get("frames")
+    if not table:
+        raise FormatError(path, "attributes/frames", "is missing: not a dynamic reconstruction")
+    half_life_s = container.attributes.get("half_life_s")
+    if half_life_s is None and "isotope" in container.attributes:
+        from petrecon.isotopes import get_isotope
+
+        half_life_s = get_isotope(str(container.attributes["isotope"])).half_life_s
+    return DynamicFrames([container.volumes[row["name"]] for row in table], [float(r["start_s"]) for r in table],
+                         [float(r["duration_s"]) for r in table], half_life_s)
+
+
 def format_tac_csv(points: Sequence[TacPoint]) -> str:
     """The curves as CSV text, columns :data:`CSV_COLUMNS`.
 

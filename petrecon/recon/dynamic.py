@@ -261,18 +261,3 @@ def frames_container(result: DynamicReconstruction, attributes: dict, provenance
     return Container(volumes=volumes, attributes={**attributes, "frames": table, "decay_correction": decay,
                                                   "corrected_image": list(result.corrected)},
                      provenance=provenance)
-
-
-def frame_volumes(container: Container) -> tuple[list[Frame], list[Volume]]:
-    """Frames and volumes of a container written from :func:`frames_container`.
-
-    Raises
-    ------
-    ParameterError
-        If the container holds no frame table.
-    """
-    table = container.attributes.get("frames")
-    if not table:
-        raise ParameterError("the container holds no dynamic frames (attribute 'frames')")
-    frames = [Frame(float(row["start_s"]), float(row["duration_s"])) for row in table]
-    return frames, [container.volumes[row["name"]] for row in table]
