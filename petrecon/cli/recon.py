@@ -108,7 +108,8 @@ def _cmd_recon(args: argparse.Namespace) -> None:
     else:
         study = open_study(args.study, scanner=args.scanner, normalisation=args.norm, progress=progress)
     _study_facts(study, args)
-    protocol, not_applied = plan_corrections(study, protocol, mu_given=mu is not None)
+    protocol, not_applied = plan_corrections(study, protocol, mu_given=mu is not None,
+                                             listmode_frames=bool(args.frames))
     for name, reason in not_applied.items():
         _warn(f"{name} correction off: {reason}")
     fields = _dicom_fields(study.attributes, args) if args.dicom else None

@@ -167,7 +167,7 @@ def open_study(path: str | os.PathLike, *, scanner: str | SinogramLayout | None 
     return study
 
 
-def plan_corrections(study: Container, protocol, *, mu_given: bool = False):
+def plan_corrections(study: Container, protocol, *, mu_given: bool = False, listmode_frames: bool = False):
     """Switch off the corrections ``study`` cannot support; say which and why.
 
     Calibration is not planned here: without one a study cannot be
@@ -180,13 +180,16 @@ def plan_corrections(study: Container, protocol, *, mu_given: bool = False):
     protocol : ReconstructionProtocol
     mu_given : bool
         Whether an explicit mu-map accompanies the study.
+    listmode_frames : bool
+        ``study`` is the count-free base of list-mode frames, which will
+        carry prompts and delays.
 
     Returns
     -------
     protocol : ReconstructionProtocol
         With the unsupported corrections off.
     not_applied : dict of str to str
-        Correction -> why it is off (also logged as a warning).
+        Correction -> why it is off.
 
     Examples
     --------
@@ -200,7 +203,7 @@ def plan_corrections(study: Container, protocol, *, mu_given: bool = False):
     available = {
         "normalisation": "normalisation" in sinograms,
         "attenuation": has_mu or "attenuation_factors" in sinograms,
-        "randoms": "randoms" in sinograms or "delays" in sinograms,
+        "randoms": listmode_frames or "randoms" in sinograms or "delays" in sinograms,
         "scatter": "scatter" in sinograms or has_mu,
         "dead_time": "live_fraction" in attributes,
         "decay": "half_life_s" in attributes or "isotope" in attributes,
@@ -210,7 +213,6 @@ def plan_corrections(study: Container, protocol, *, mu_given: bool = False):
     for name, present in available.items():
         if getattr(corrections, name) and not present:
             not_applied[name] = f"the input lacks {_NEEDS[name]}"
-            LOG.warning("%s correction off: %s", name, not_applied[name])
     switched = dataclasses.replace(corrections, **{name: False for name in not_applied})
     return dataclasses.replace(protocol, corrections=switched), not_applied
 
@@ -484,7 +486,7 @@ def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = 
         ``injected_dose_bq``, ``injection_datetime``, ``series_datetime``,
         ``isotope``, ``half_life_s`` and ``patient_weight_kg`` (when known).
     notes : list of str
-        The assumptions made.
+        The assumptions made (to be shown to the user).
 
     Raises
     ------
@@ -520,8 +522,6 @@ def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = 
         injection = scan
         notes.append("injection time unknown: set to the scan start, SUVs of this series are not valid "
                      "(give --injection-time)")
-    for note in notes:
-        LOG.warning(note)
     fields = {"injected_dose_bq": float(dose), "injection_datetime": injection, "series_datetime": scan}
     if "isotope" in attributes:
         from petrecon.isotopes import get_isotope

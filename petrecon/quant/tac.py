@@ -124,7 +124,7 @@ def read_dynamic_frames(path: str | os.PathLike) -> DynamicFrames:
                 raise FormatError(path, "FrameReferenceTime", "and ActualFrameDuration are needed for each frame")
             durations.append(item["actual_frame_duration_ms"] / 1000.0)
             offset = decay_weighted_frame_time_s(durations[-1], half_life_s) if half_life_s else durations[-1] / 2
-            starts.append(item["frame_reference_time_ms"] / 1000.0 - offset)
+            starts.append(round(item["frame_reference_time_ms"] / 1000.0 - offset, 3))  # ms: the stored precision
         return DynamicFrames(volumes, starts, durations, half_life_s)
     container = read_container(path)
     table = container.attributes.get("frames")

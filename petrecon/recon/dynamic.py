@@ -199,7 +199,6 @@ def reconstruct_listmode_frames(source, base: Container, frames: list[Frame],
     not_applied: dict[str, str] = {}
     if protocol.corrections.dead_time and dead_time_s is None:
         not_applied["dead_time"] = "no bucket dead-time constant given: live fractions unknown"
-        LOG.warning("dead_time correction off: %s", not_applied["dead_time"])
         protocol = dataclasses.replace(protocol, corrections=dataclasses.replace(protocol.corrections,
                                                                                  dead_time=False))
     shared = {name: data for name, data in base.sinograms.items() if name not in COUNT_SINOGRAMS}
