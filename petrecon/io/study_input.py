@@ -143,12 +143,12 @@ def open_study(path: str | os.PathLike, *, scanner: str | SinogramLayout | None 
     """
     path = Path(path)
     kind = detect_format(path)
-    if kind == "container":
-        study = read_container(path)
-    elif _is_listmode(path, kind):
+    if _is_listmode(path, kind):
         study = _listmode_study(path, scanner, frame, progress)
     elif frame is not None:
         raise ParameterError(f"{path}: a frame applies to list-mode input only; this is a {kind} input of sinograms")
+    elif kind == "container":
+        study = read_container(path)
     elif kind == "interfile":
         study = _interfile_study(path, scanner)
     elif kind == "interfile-main":
