@@ -265,6 +265,8 @@ def iter_listmode_frames(path_or_words: str | os.PathLike | np.ndarray, layout: 
 
         bar = tqdm(total=total, desc="histogram frames", unit="word", unit_scale=True)
     active: dict[int, list] = {}  # frame index -> [histogrammer, words decoded, seconds spent]
+    # one pair of batch buffers for all frames (fresh ones cost page faults): each chunk is finished at once
+    buffers = [np.empty(min(chunk_words, max(total, 1)), dtype=np.uint32) for _ in range(2)]
     next_frame, carried_ms = 0, 0
     try:
         for chunk in chunks:
@@ -275,10 +277,14 @@ def iter_listmode_frames(path_or_words: str | os.PathLike | np.ndarray, layout: 
                     break
                 if end_ms <= carried_ms:
                     continue
-                entry = active.setdefault(index, [_Histogrammer(layout, start_ms, end_ms), 0, 0.0])
+                if index not in active:
+                    active[index] = [_Histogrammer(layout, start_ms, end_ms), 0, 0.0]
+                    active[index][0].targets, active[index][0].ordered = buffers
+                entry = active[index]
                 started = time.perf_counter()
                 entry[0].counters[_TIME] = carried_ms  # frames skip chunks: the time carries over them
                 entry[0].add(chunk)
+                entry[0].finish()
                 entry[1] += chunk.size
                 entry[2] += time.perf_counter() - started
             carried_ms = last_ms
