@@ -37,6 +37,13 @@ def plot_recovery(result: NemaResult, path: str | os.PathLike, *, overwrite: boo
     axes[0].set_ylabel("recovery coefficient")
     fig.suptitle(f"NEMA NU 2 recovery, sphere:background {result.activity_ratio:.1f}:1, "
                  f"lung residual {result.lung_residual_percent:.1f} %")
+    return save_png(fig, path, overwrite=overwrite)
+
+
+def save_png(fig, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a matplotlib figure as a 100 dpi PNG atomically, then close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     with atomic_output(path, overwrite=overwrite) as temporary:

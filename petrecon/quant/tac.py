@@ -173,6 +173,8 @@ def plot_tacs(points: Sequence[TacPoint], path: str | os.PathLike, *, units: str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from petrecon.quant.plot import save_png
+
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name in dict.fromkeys(p.roi for p in points):
         curve = [p for p in points if p.roi == name]
@@ -184,9 +186,4 @@ def plot_tacs(points: Sequence[TacPoint], path: str | os.PathLike, *, units: str
     ax.set(xlabel="time from series start (s)", ylabel=f"ROI mean ({units})", title="time-activity curves")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_output(path, overwrite=overwrite) as temporary:
-        fig.savefig(temporary, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path, overwrite=overwrite)
