@@ -280,7 +280,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         source = words_path
     base = Container(layout=layout, attributes={**(header_attributes(header) if header is not None else {}),
                                                 "input_format": kind, "listmode_file": str(words_path)},
-                     provenance={"inputs_read": [str(path)]})
+                     provenance={"inputs_read": [str(path)] + ([str(words_path)] if words_path != path else [])})
     if normalisation is not None:
         base.sinograms["normalisation"] = _normalisation_sinogram(Path(normalisation), layout, scanner)
         base.provenance["inputs_read"].append(str(normalisation))
