@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import sys
 
 _EPILOG = """examples:
@@ -52,16 +54,26 @@ def _recon_mu_map(args: argparse.Namespace):
     return None
 
 
-def _select_backend(name: str) -> str:
-    """Make ``name`` the process-wide backend (this command is the process)."""
-    import os
-
+@contextlib.contextmanager
+def _backend(name: str):
+    """The default backend is ``name`` while the command runs (``auto``: left as it is); yields the device used."""
     from petrecon import backend
 
+    if name == "auto":
+        yield backend.default_backend()
+        return
     chosen = backend.resolve_backend(name)
+    previous = os.environ.get(backend.ENV_VARIABLE)
     os.environ[backend.ENV_VARIABLE] = chosen
     backend.default_backend.cache_clear()
-    return chosen
+    try:
+        yield chosen
+    finally:
+        if previous is None:
+            os.environ.pop(backend.ENV_VARIABLE, None)
+        else:
+            os.environ[backend.ENV_VARIABLE] = previous
+        backend.default_backend.cache_clear()
 
 
 def _warn(message: str) -> None:
@@ -90,13 +102,17 @@ def _dicom_fields(attributes: dict, args: argparse.Namespace) -> dict:
 
 
 def _cmd_recon(args: argparse.Namespace) -> None:
-    from petrecon.io.study_input import open_listmode, open_study, plan_corrections
-
     if not args.out and not args.dicom:
         from petrecon.errors import ParameterError
 
         raise ParameterError("give an output: --out FILE.h5 and/or --dicom FOLDER")
-    backend = _select_backend(args.backend)
+    with _backend(args.backend) as backend:
+        _reconstruct(args, backend)
+
+
+def _reconstruct(args: argparse.Namespace, backend: str) -> None:
+    from petrecon.io.study_input import open_listmode, open_study, plan_corrections
+
     protocol = _recon_protocol(args)
     mu = _recon_mu_map(args)
     progress = not args.quiet

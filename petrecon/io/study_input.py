@@ -132,7 +132,7 @@ def open_study(path: str | os.PathLike, *, scanner: str | SinogramLayout | None 
     -------
     Container
         Sinograms, layout and attributes; ``attributes["input_format"]``
-        names the format, ``provenance["inputs"]`` lists the files read.
+        names the format, ``provenance["inputs_read"]`` lists the files read.
 
     Raises
     ------
