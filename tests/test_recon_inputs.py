@@ -183,14 +183,17 @@ def test_raw_listmode_without_norm_is_reconstructed_with_the_omission_recorded(i
 
 @pytest.mark.parametrize("case, message", [
     ("unknown", "is not a petrecon container"), ("no-scanner", "does not name its scanner"),
-    ("frames-on-sinograms", "list-mode"), ("truncated", "scan.s"), ("no-dose", "--injected-mbq")])
+    ("frames-on-sinograms", "list-mode"), ("truncated", "scan.s"), ("no-dose", "--injected-mbq"),
+    ("not-a-mumap", "mu_per_cm")])
 def test_bad_inputs_are_one_line_errors(inputs, tmp_path, capsys, case, message):
     folder = inputs["folder"]
     args = {"unknown": [str(_write(tmp_path / "data.xyz", b"\x00" * 64)), "--out", str(tmp_path / "r.h5")],
             "no-scanner": [str(folder / "scan.l"), "--out", str(tmp_path / "r.h5")],
             "frames-on-sinograms": [str(folder / "scan.s.hdr"), "--frames", "2x1s", "--out", str(tmp_path / "r.h5")],
             "truncated": [str(_truncated(folder, tmp_path)), "--out", str(tmp_path / "r.h5")],
-            "no-dose": [str(folder / "scan.s.hdr"), "--dicom", str(tmp_path / "pet"), "--no", "attenuation"]}[case]
+            "no-dose": [str(folder / "scan.s.hdr"), "--dicom", str(tmp_path / "pet"), "--no", "attenuation"],
+            "not-a-mumap": [str(folder / "scan.s.hdr"), "--mumap", str(_mumap_less(tmp_path)), "--out",
+                            str(tmp_path / "r.h5")]}[case]
     assert main(["recon", *args, "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("petrecon: error: ") and message in err[-1]
@@ -199,6 +202,12 @@ def test_bad_inputs_are_one_line_errors(inputs, tmp_path, capsys, case, message)
 def _write(path, data: bytes):
     path.write_bytes(data)
     return path
+
+
+def _mumap_less(tmp_path):
+    from petrecon.io import Container
+
+    return write_container(tmp_path / "empty.h5", Container())
 
 
 def _truncated(folder, tmp_path):

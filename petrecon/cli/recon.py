@@ -50,7 +50,12 @@ def _recon_mu_map(args: argparse.Namespace):
     if args.mumap_dixon:
         return mu_map_from_dixon_series(*args.mumap_dixon, kind="in_opposed" if args.in_opposed else "water_fat")
     if args.mumap:
-        return read_container(args.mumap).volumes["mu_per_cm"]
+        volumes = read_container(args.mumap).volumes
+        if "mu_per_cm" not in volumes:
+            from petrecon.errors import FormatError
+
+            raise FormatError(args.mumap, "/volumes/mu_per_cm", "is missing: not a mu-map container")
+        return volumes["mu_per_cm"]
     return None
 
 
