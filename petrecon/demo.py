@@ -262,7 +262,7 @@ def run_demo(output_dir: str | Path = "petrecon-demo", *, full: bool | None = No
     timings["reconstruct"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    truth = _truth(study)
+    truth = _truth(study, scaled=activity_mbq is not None)
     volume = reconstruction.volume
     volume.metadata["nema_truth"] = {"activity_ratio": ACTIVITY_RATIO, "sphere_activity": truth["sphere_bq_per_ml"]}
     nema = _analyse(volume, truth, progress)
@@ -292,24 +292,33 @@ def _osem_bar(protocol: ReconstructionProtocol, progress: bool):
     return advance
 
 
-def _truth(study) -> dict:
-    """True concentrations at the scan start, the phantom's water mass and the 37 mm sphere (from the phantom)."""
+def _truth(study, scaled: bool) -> dict:
+    """True concentrations at the scan start, the phantom's water mass and its 37 mm sphere.
+
+    The water mass (the SUV weight, 1 g/ml) follows from the total activity the
+    simulation integrated: ``total = c_B V_B + c_S V_S`` with the spheres' volume
+    ``V_S`` exact (4/3 pi r^3 each), so ``V_B + V_S = (total - c_S V_S) / c_B + V_S``.
+    ``scaled``: the run set the total activity, so the phantom's concentrations
+    were scaled to it (integrated again here); otherwise they are as written.
+    """
     from petrecon.simulate.acquisition import region_concentrations_bq_per_ml
     from petrecon.simulate.phantom import load_phantom
-    from petrecon.simulate.voxelise import total_activity_bq
 
     attributes = study.attributes
     phantom = load_phantom(PHANTOM, attributes["phantom_parameters"])
-    concentration, _ = region_concentrations_bq_per_ml(phantom, attributes["injected_activity_bq"])
-    concentration = concentration * attributes["decay_factor_frame_start"]
+    total_bq = float(attributes["injected_activity_bq"])
+    concentration = (region_concentrations_bq_per_ml(phantom, total_bq)[0] if scaled
+                     else phantom.region_values("activity"))
     names = [region.name for region in phantom.regions]
-    filled = (phantom.region_values("activity") > 0).astype(np.float64)
-    sphere = phantom.regions[names.index(LARGEST_SPHERE)].parts[0][0]
-    return {"background_bq_per_ml": float(concentration[names.index("background")]),
-            "sphere_bq_per_ml": float(concentration[names.index(LARGEST_SPHERE)]),
-            "water_mass_kg": total_activity_bq(phantom, filled) / 1000.0,  # ml of water at 1 g/ml
-            "sphere_37_centre_mm": tuple(float(c) for c in sphere.centre_mm),
-            "sphere_37_radius_mm": float(sphere.half_extent_mm[0])}
+    background, sphere = (concentration[names.index(name)] for name in ("background", LARGEST_SPHERE))
+    radii_mm = [region.parts[0][0].half_extent_mm[0] for region in phantom.regions if region.name.startswith("sphere_")]
+    spheres_ml = sum(4.0 / 3.0 * np.pi * r**3 for r in radii_mm) / 1000.0
+    largest = phantom.regions[names.index(LARGEST_SPHERE)].parts[0][0]
+    decay = attributes["decay_factor_frame_start"]
+    return {"background_bq_per_ml": float(background * decay), "sphere_bq_per_ml": float(sphere * decay),
+            "water_mass_kg": float((total_bq - sphere * spheres_ml) / background + spheres_ml) / 1000.0,
+            "sphere_37_centre_mm": tuple(float(c) for c in largest.centre_mm),
+            "sphere_37_radius_mm": float(largest.half_extent_mm[0])}
 
 
 def _analyse(volume: Volume, truth: dict, progress: bool) -> NemaResult:
@@ -402,11 +411,11 @@ def _write_report(result: DemoResult, overwrite: bool) -> None:
         **{f"time: {name} (s)": f"{seconds:.1f}" for name, seconds in result.timings_s.items()},
         "petrecon": __version__,
     }
-    note = ("Reduced sampling (for two CPU cores; recovery is the mMR's in-plane, see petrecon.demo): "
-            if result.sampling.reduced else "")
+    note = ("Reduced sampling for CPUs (the mMR's in-plane sampling and voxel size, so its recovery "
+            "coefficients; see petrecon.demo). " if result.sampling.reduced else "")
     page = document(
         "petrecon demo: NEMA IEC phantom, 68Ga, Biograph mMR",
-        paragraph(note, result.sampling.description, "."),
+        paragraph(note, result.sampling.description[0].upper(), result.sampling.description[1:], "."),
         section("NEMA NU 2 and EARL", summary_table(nema, truth_background=result.truth_background_bq_per_ml),
                 sphere_table(nema), earl_table(nema),
                 png_figure(result.paths["recovery"], "recovery curves",
