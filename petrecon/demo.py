@@ -341,7 +341,7 @@ def _write_outputs(result: DemoResult, study, volume: Volume, truth: dict, *, ov
     from tqdm.auto import tqdm
 
     from petrecon.io.container import Container, make_provenance, write_container
-    from petrecon.io.dicom import write_pet_series
+    from petrecon.io.dicom import read_pet_series, write_pet_series
     from petrecon.quant.plot import plot_recovery
     from petrecon.report.figures import mip_png, transverse_slices_png
 
@@ -370,6 +370,8 @@ def _write_outputs(result: DemoResult, study, volume: Volume, truth: dict, *, ov
                          reconstruction_method=_method(result.protocol), manufacturer_model_name="Biograph mMR "
                          + ("(simulated)" if not result.sampling.reduced else "(simulated, reduced sampling)"),
                          provenance=provenance, overwrite=overwrite)
+        written = read_pet_series(paths["dicom"]).metadata  # the header SUV needs, for the container's volume
+        volume.metadata.update({key: written[key] for key in ("dicom_header", "suv_inputs", "patient_position")})
         bar.update(1)
         write_container(paths["container"], Container(
             volumes={"activity_bq_per_ml": volume, "truth_bq_per_ml": truth_volume},

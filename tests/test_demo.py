@@ -120,6 +120,8 @@ def test_petrecon_suv_on_the_dicom_series_gives_the_phantom_suvs(demo, capsys):
     # SUV = truth x weight / dose = 0.956, within the background test's 3 %
     assert background["suv_mean"] == pytest.approx(demo.truth_background_bq_per_ml * factor, rel=0.03)
     assert 0.9 < demo.truth_background_bq_per_ml * factor < 1.0
+    from_h5 = _cli_json(capsys, "suv", str(demo.paths["container"]), "--roi", demo.roi_example, "--json")[0]
+    assert from_h5["suv_max"] == pytest.approx(sphere["suv_max"], rel=1e-3)  # same header, float32 vs int16
 
 
 def test_report_is_self_contained_html_with_figures_tables_and_parameters(demo):

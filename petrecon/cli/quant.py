@@ -89,7 +89,7 @@ def _cmd_cohort(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     suv = commands.add_parser("suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)")
     suv.add_argument("input", help="PET DICOM series folder, or petrecon HDF5 container holding the PET volume")
-    suv.add_argument("--volume", help="volume name in the container (default: its only volume)")
+    suv.add_argument("--volume", help="volume name in the container (default: its only or its primary_volume)")
     suv.add_argument("--roi", action="append", required=True,
                      help="sphere:x,y,z,r or box:x0,y0,z0,x1,y1,z1 in mm, DICOM patient coordinates (repeatable)")
     suv.add_argument("--normalisation", default="bw",
@@ -99,7 +99,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     nema = commands.add_parser("nema", help="NEMA NU 2 image quality and EARL recovery of an IEC phantom volume")
     nema.add_argument("input", help="PET DICOM series folder (any scanner), or petrecon HDF5 container")
-    nema.add_argument("--volume", help="volume name in the container (default: its only volume)")
+    nema.add_argument("--volume", help="volume name in the container (default: its only or its primary_volume)")
     nema.add_argument("--ratio", type=float,
                       help="true sphere:background ratio (default: the volume's nema_truth, e.g. petrecon demo's)")
     nema.add_argument("--sphere-activity", type=float, help="true sphere concentration in image units")
