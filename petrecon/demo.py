@@ -178,7 +178,7 @@ class DemoResult:
         n = self.nema
         osem = self.protocol.osem
         lines = [f"sampling          {self.sampling.description}",
-                 f"simulated         {PHANTOM} 10:1, {ISOTOPE}, {self.counts['prompts']:.3g} prompts "
+                 f"simulated         {PHANTOM} {ACTIVITY_RATIO:g}:1, {ISOTOPE}, {self.counts['prompts']:.3g} prompts "
                  f"({self.counts['trues']:.3g} trues, {self.counts['scatter']:.3g} scatter, "
                  f"{self.counts['randoms']:.3g} randoms)",
                  f"reconstructed     AW-OSEM {osem.n_iterations} x {osem.n_subsets}, {osem.post_filter_fwhm_mm:g} mm "

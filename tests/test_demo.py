@@ -70,7 +70,7 @@ def test_outputs_are_written_and_hold_the_truth_the_protocol_and_provenance(demo
     assert container.attributes["protocol"]["osem"] == {"n_iterations": 4, "n_subsets": 8, "post_filter_fwhm_mm": 5.0}
     assert container.provenance["software_version"] and container.provenance["phantom"] == "nema-iec"
     truth = container.volumes["truth_bq_per_ml"]
-    assert float(truth.data.max()) == pytest.approx(demo.nema.sphere_activity, rel=1e-3)  # sphere centres
+    assert float(truth.data.max()) == pytest.approx(demo.nema.sphere_activity, rel=1e-3)  # voxels inside the sphere hold it exactly
     volume = container.volumes["activity_bq_per_ml"]
     assert volume.metadata["units"] == "Bq/ml" and volume.metadata["nema_truth"]["activity_ratio"] == 10.0
     with h5py.File(paths["container"]) as f:
@@ -157,6 +157,10 @@ def test_command_line_runs_the_demo_with_its_options(tmp_path, capsys, monkeypat
     assert container.attributes["protocol"]["osem"] == {"n_iterations": 1, "n_subsets": 2, "post_filter_fwhm_mm": 6.0}
     assert container.attributes["injected_activity_bq"] == pytest.approx(20e6)
     assert container.attributes["duration_s"] == 60.0 and container.attributes["seed"] == 3
+    # the truth the analysis used follows the scaled activity: the simulated spheres' concentration
+    sphere_truth = container.volumes["activity_bq_per_ml"].metadata["nema_truth"]["sphere_activity"]
+    assert sphere_truth == pytest.approx(53000.0 * 20e6 / 51.896e6, rel=1e-3)  # 51.896 MBq: the default fill
+    assert float(container.volumes["truth_bq_per_ml"].data.max()) == pytest.approx(sphere_truth, rel=1e-3)
     assert main(["demo", "--out", str(out), "--quiet"]) == 2  # exists: one-line error, exit 2
     assert "overwrite" in capsys.readouterr().err
 
