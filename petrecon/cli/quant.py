@@ -10,7 +10,8 @@ from petrecon.errors import FormatError
 
 
 def _pet_volume(path: str, name: str | None):
-    """The PET volume of a DICOM series folder, or the named (or only) volume of an HDF5 container."""
+    """The PET volume of a DICOM series folder, or the named volume of an HDF5 container (default: its only
+    volume, or the one its ``primary_volume`` attribute names)."""
     from petrecon.io import read_container
     from petrecon.io.dicom import read_pet_series
 
@@ -18,7 +19,7 @@ def _pet_volume(path: str, name: str | None):
         return read_pet_series(path)
     container = read_container(path)
     names = list(container.volumes)
-    name = name or (names[0] if len(names) == 1 else None)
+    name = name or (names[0] if len(names) == 1 else container.attributes.get("primary_volume"))
     if name not in container.volumes:
         raise FormatError(path, f"/volumes/{name or ''}",
                           f"name one volume with --volume; the container holds {', '.join(names) or 'none'}")
@@ -50,7 +51,7 @@ def _cmd_nema(args: argparse.Namespace) -> None:
     from petrecon.quant.plot import plot_recovery
 
     volume = _pet_volume(args.input, args.volume)
-    truth = volume.metadata.get("nema_truth", {})
+    truth = volume.metadata.get("nema_truth") or volume.metadata.get("provenance", {}).get("nema_truth", {})
     ratio = args.ratio if args.ratio is not None else truth.get("activity_ratio")
     activity = args.sphere_activity if args.sphere_activity is not None else truth.get("sphere_activity")
     result = analyse_nema(volume, activity_ratio=ratio, sphere_activity=activity)
@@ -88,7 +89,7 @@ def _cmd_cohort(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     suv = commands.add_parser("suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)")
     suv.add_argument("input", help="PET DICOM series folder, or petrecon HDF5 container holding the PET volume")
-    suv.add_argument("--volume", help="volume name in the container (default: its only volume)")
+    suv.add_argument("--volume", help="volume name in the container (default: its only or its primary_volume)")
     suv.add_argument("--roi", action="append", required=True,
                      help="sphere:x,y,z,r or box:x0,y0,z0,x1,y1,z1 in mm, DICOM patient coordinates (repeatable)")
     suv.add_argument("--normalisation", default="bw",
@@ -98,8 +99,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     nema = commands.add_parser("nema", help="NEMA NU 2 image quality and EARL recovery of an IEC phantom volume")
     nema.add_argument("input", help="PET DICOM series folder (any scanner), or petrecon HDF5 container")
-    nema.add_argument("--volume", help="volume name in the container (default: its only volume)")
-    nema.add_argument("--ratio", type=float, help="true sphere:background ratio (default: metadata nema_truth)")
+    nema.add_argument("--volume", help="volume name in the container (default: its only or its primary_volume)")
+    nema.add_argument("--ratio", type=float,
+                      help="true sphere:background ratio (default: the volume's nema_truth, e.g. petrecon demo's)")
     nema.add_argument("--sphere-activity", type=float, help="true sphere concentration in image units")
     nema.add_argument("--json", action="store_true", help="print JSON (one record per sphere)")
     nema.add_argument("--plot", help="write recovery curves with the EARL bands to this PNG")

@@ -95,7 +95,8 @@ def read_pet_series(folder: str | os.PathLike, *, series_uid: str | None = None,
         ``dicom_units``, ``patient_position``, ``suv_inputs`` (the header
         fields SUV needs, as found: see :func:`_suv_inputs`), ``dicom_header`` (the first
         slice's header, ``Dataset.to_json_dict()`` without PixelData),
-        ``rescale_slopes`` (per slice, z order).
+        ``rescale_slopes`` (per slice, z order), and ``provenance`` (the JSON record
+        :func:`write_pet_series` stores in (0071,xx00), creator ``PETRECON``) when present.
 
     Raises
     ------
@@ -161,6 +162,9 @@ def _pet_volume(series: _Series) -> Volume:
     metadata = {"units": "Bq/ml" if units == "BQML" else units, "dicom_units": units,
                 "patient_position": series.patient_position, "suv_inputs": _suv_inputs(series.first),
                 "dicom_header": _header_json(series.first), "rescale_slopes": series.slopes.tolist()}
+    provenance = _petrecon_provenance(series.first)
+    if provenance is not None:
+        metadata["provenance"] = provenance
     return Volume(series.data.astype(np.float32), series.grid, metadata)
 
 
@@ -382,6 +386,16 @@ def _suv_inputs(dataset: Any) -> dict:
         "radiopharmaceutical_start_datetime": str(item.get("RadiopharmaceuticalStartDateTime", "")) or None,
         "radiopharmaceutical_start_time": str(item.get("RadiopharmaceuticalStartTime", "")) or None,
     }
+
+
+def _petrecon_provenance(dataset: Any) -> dict | None:
+    """The provenance JSON petrecon writes into a private element, None if absent or unreadable."""
+    import json
+
+    try:
+        return json.loads(str(dataset.private_block(0x0071, "PETRECON")[0x00].value))
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _header_json(dataset: Any) -> dict:
