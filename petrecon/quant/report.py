@@ -67,10 +67,15 @@ def roi_records(volume: Volume, specs: list[str], axis_signs: tuple[int, int, in
             mask = box_mask(volume.grid, corners.min(axis=0), corners.max(axis=0))
         if not mask.any():
             raise ParameterError(f"ROI {spec!r} holds no voxel of the image")
-        stats = voi_statistics(volume, mask)
-        records.append({"roi": spec, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
-                        "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg,
-                        "n_voxels": stats.n_voxels,
-                        "max_position_mm": tuple(float(v) for v in signs * stats.max_position_mm),
-                        "peak_position_mm": tuple(float(v) for v in signs * stats.peak_position_mm)})
+        records.append(voi_record(spec, volume, mask, axis_signs))
     return records
+
+
+def voi_record(name: str, volume: Volume, mask: np.ndarray, axis_signs: tuple[int, int, int] = (1, 1, 1)) -> dict:
+    """The record of one VOI (any mask on the volume's grid), named ``name``; positions in patient coordinates."""
+    signs = np.asarray(axis_signs, dtype=np.float64)
+    stats = voi_statistics(volume, mask)
+    return {"roi": name, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
+            "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg, "n_voxels": stats.n_voxels,
+            "max_position_mm": tuple(float(v) for v in signs * stats.max_position_mm),
+            "peak_position_mm": tuple(float(v) for v in signs * stats.peak_position_mm)}
