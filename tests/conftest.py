@@ -66,7 +66,7 @@ def short_biograph():
 
 @pytest.fixture(scope="session")
 def iec_noise_free(short_biograph):
-    """The NU 2 IEC phantom (4:1, no glass walls, no scatter or randoms) simulated noise-free on the short mMR,
+    """The IEC phantom (10:1 as for EARL, 1 mm glass walls, no scatter or randoms) simulated noise-free on the short mMR,
     and its clinical reconstruction (4 x 8, 5 mm) without PSF: ``(container, protocol, volume)``.
 
     Shared by the NEMA noise and the PSF tests, which add a noisy and a PSF reconstruction of the same data.
@@ -77,7 +77,7 @@ def iec_noise_free(short_biograph):
     from petrecon.simulate.acquisition import simulate_study
 
     layout, grid = short_biograph("mmr")
-    study = simulate_study("nema-iec", scanner=layout, parameters={"ratio": 4, "glass_walls": False}, noise=False,
+    study = simulate_study("nema-iec", scanner=layout, parameters={"ratio": 10}, noise=False,
                            scatter=False, randoms=False, grid=grid, progress=False).container
     protocol = ReconstructionProtocol(image_shape=grid.shape, voxel_size_mm=grid.voxel_size_mm,
                                       corrections=CorrectionSettings(scatter=False, randoms=False))

@@ -18,7 +18,7 @@ from petrecon.recon.resolution import ResolutionModelledProjector
 from petrecon.recon.study import reconstruct_study
 from petrecon.volume import ImageGrid
 
-RATIO = 4.0  # the activity ratio of the shared IEC fixture (conftest.py)
+RATIO = 10.0  # the activity ratio of the shared IEC fixture (conftest.py)
 
 
 def test_resolution_modelled_subset_operator_is_adjoint_and_is_projection_after_blur():

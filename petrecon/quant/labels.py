@@ -47,7 +47,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -72,7 +72,7 @@ _FRAME_OF_REFERENCE_TAG = "00200052"
 class _LabelImage:
     """Segments as stored in a file: one image on its own voxel grid, holding one or more segments."""
 
-    values: np.ndarray             # (i, j, k) label-image index order: label numbers, or fractions in [0, 1]
+    values: np.ndarray             # (i, j, k) label-image index order: integer labels, or float32 fractions
     index_to_lps: np.ndarray       # 4 x 4, voxel index -> LPS mm
     segments: dict[str, int]       # name -> label number (fractional images: the only segment, number 1)
     fractional: bool = False
@@ -83,8 +83,7 @@ class _LabelImage:
         snapped = np.round(pet_to_label)
         if np.allclose(pet_to_label, snapped, atol=1e-4):
             pet_to_label = snapped  # same voxel centres (up to a permutation or flip): an exact copy
-        values = self.values.astype(np.float32 if self.fractional else np.int32)
-        sampled = ndimage.affine_transform(values, pet_to_label[:3, :3], offset=pet_to_label[:3, 3],
+        sampled = ndimage.affine_transform(self.values, pet_to_label[:3, :3], offset=pet_to_label[:3, 3],
                                            output_shape=grid.shape, order=1 if self.fractional else 0,
                                            mode="grid-constant", cval=0.0, prefilter=False)
         if self.fractional:
@@ -212,7 +211,7 @@ def _nifti_images(path: Path) -> list[_LabelImage]:
     if not np.all(np.isfinite(data)):
         raise FormatError(path, "data", "holds NaN or infinite values")
     if np.array_equal(data, np.round(data)):
-        labels = data.astype(np.int32)
+        labels = data if data.dtype.kind in "iu" else data.astype(np.int32)
         return [_LabelImage(labels, index_to_lps, {str(v): int(v) for v in np.unique(labels) if v != 0})]
     if data.min() < 0 or data.max() > 1:
         raise FormatError(path, "data", f"values {data.min():g}..{data.max():g} are neither integer labels "
@@ -221,7 +220,8 @@ def _nifti_images(path: Path) -> list[_LabelImage]:
 
 
 # ----------------------------------------------------------------------------------------------- DICOM-SEG
-def _seg_images(path: Path, frame_of_reference_uid: str | None) -> list[_LabelImage]:
+def _seg_images(path: Path, frame_of_reference_uid: str | None) -> Iterator[_LabelImage]:
+    """One label image per segment, made when asked for (a whole-body SEG may hold a hundred)."""
     import pydicom
 
     try:
@@ -238,7 +238,7 @@ def _seg_images(path: Path, frame_of_reference_uid: str | None) -> list[_LabelIm
     kind = str(ds.get("SegmentationType", ""))
     if kind not in ("BINARY", "FRACTIONAL"):
         raise FormatError(path, "SegmentationType", f"must be BINARY or FRACTIONAL, got {kind!r}")
-    frames = _seg_frames(path, ds, kind)
+    frames, scale = _seg_frames(path, ds, kind)
     names = _segment_names(path, ds)
     geometry = [_frame_geometry(path, ds, i) for i in range(len(frames))]
     orientation, spacing = geometry[0][0], geometry[0][1]
@@ -260,17 +260,18 @@ def _seg_images(path: Path, frame_of_reference_uid: str | None) -> list[_LabelIm
         raise FormatError(path, "ReferencedSegmentNumber", f"frames refer to segments {unknown} that "
                           f"SegmentSequence does not hold (it holds {sorted(names)})")
     n_slices = int(slice_index.max()) + 1
-    images = []
     for number, name in names.items():  # segments may overlap: one image each
-        stack = np.zeros((frames.shape[2], frames.shape[1], n_slices), np.float32)  # (column, row, slice)
+        stack = np.zeros((frames.shape[2], frames.shape[1], n_slices), frames.dtype)  # (column, row, slice)
         for i in (i for i, g in enumerate(geometry) if g[3] == number):
             stack[:, :, slice_index[i]] = np.maximum(stack[:, :, slice_index[i]], frames[i].T)
-        images.append(_LabelImage(stack, index_to_lps, {name: 1}, fractional=kind == "FRACTIONAL"))
-    return images
+        if kind == "FRACTIONAL":
+            yield _LabelImage(stack.astype(np.float32) * scale, index_to_lps, {name: 1}, fractional=True)
+        else:
+            yield _LabelImage(stack, index_to_lps, {name: 1})
 
 
-def _seg_frames(path: Path, ds: Any, kind: str) -> np.ndarray:
-    """(frames, rows, columns) float32: 0/1, or fractions in [0, 1]."""
+def _seg_frames(path: Path, ds: Any, kind: str) -> tuple[np.ndarray, float]:
+    """(frames, rows, columns) uint8 as stored (0/1, or 0..MaximumFractionalValue) and the scale to fractions."""
     rows, columns = _size_tags(path, ds)
     n_frames = ds.get("NumberOfFrames", 1)
     try:
@@ -291,16 +292,15 @@ def _seg_frames(path: Path, ds: Any, kind: str) -> np.ndarray:
         raise FormatError(path, "PixelData", f"holds {stored} bytes; Rows x Columns x NumberOfFrames = "
                           f"{rows} x {columns} x {n_frames} at {bits} bit(s) need {needed}")
     try:
-        pixels = np.asarray(ds.pixel_array, dtype=np.float32).reshape(n_frames, rows, columns)
+        pixels = np.asarray(ds.pixel_array, dtype=np.uint8).reshape(n_frames, rows, columns)
     except Exception as error:  # pydicom raises many types for unsupported or broken pixel data
         raise FormatError(path, "PixelData", f"cannot be decoded ({error})") from None
-    if kind == "FRACTIONAL":
-        maximum = float(ds.get("MaximumFractionalValue", 0) or 0)
-        if not 0 < maximum <= 255:
-            raise FormatError(path, "MaximumFractionalValue", f"must be 1..255, got "
-                              f"{ds.get('MaximumFractionalValue')!r}")
-        pixels = np.clip(pixels / maximum, 0.0, 1.0)
-    return pixels
+    if kind == "BINARY":
+        return pixels, 1.0
+    maximum = float(ds.get("MaximumFractionalValue", 0) or 0)
+    if not 0 < maximum <= 255:
+        raise FormatError(path, "MaximumFractionalValue", f"must be 1..255, got {ds.get('MaximumFractionalValue')!r}")
+    return np.minimum(pixels, int(maximum)), 1.0 / maximum
 
 
 def _segment_names(path: Path, ds: Any) -> dict[int, str]:
