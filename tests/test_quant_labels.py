@@ -258,3 +258,27 @@ def test_label_volume_exported_by_write_nifti_reads_back_for_any_patient_positio
         path = write_nifti(tmp_path / f"{position}.nii.gz", Volume(sphere.astype(np.float32) * 4, GRID),
                            patient_position=position)
         np.testing.assert_array_equal(read_label_masks(path, _pet(position))["4"], sphere)
+
+
+def test_cli_seg_record_on_a_feet_first_dicom_series_equals_the_sphere_roi_record(tmp_path, capsys):
+    import datetime
+
+    from petrecon.io.dicom import write_pet_series
+
+    pet = _pet("FFS")
+    scan = datetime.datetime(2026, 3, 2, 10, 0)
+    write_pet_series(Volume(pet.data * 1000.0, GRID, {"units": "Bq/ml", "patient_position": "FFS"}),
+                     tmp_path / "pet", injected_dose_bq=300e6, injection_datetime=scan - datetime.timedelta(hours=1),
+                     series_datetime=scan, frame_duration_s=120, patient_weight_kg=75,
+                     frame_of_reference_uid=FRAME_OF_REFERENCE)
+    seg = _write_seg(tmp_path / "seg.dcm", {"lesion": sphere_mask(GRID, CENTRE_MM, RADIUS_MM)}, position="FFS")
+    centre_lps = np.array(PATIENT_POSITION_SIGNS["FFS"]) * CENTRE_MM
+    sphere = "sphere:" + ",".join(f"{v:g}" for v in (*centre_lps, RADIUS_MM))
+    assert main(["suv", str(tmp_path / "pet"), "--roi", sphere, "--labels", str(seg), "--json"]) == 0
+    by_roi, by_seg = json.loads(capsys.readouterr().out)
+    assert by_seg["roi"] == "seg.dcm:lesion"
+    assert {k: v for k, v in by_seg.items() if k != "roi"} == {k: v for k, v in by_roi.items() if k != "roi"}
+    other = _write_seg(tmp_path / "other.dcm", {"lesion": sphere_mask(GRID, CENTRE_MM, RADIUS_MM)},
+                       frame_of_reference=generate_uid(), position="FFS")
+    assert main(["suv", str(tmp_path / "pet"), "--labels", str(other)]) == 2
+    assert "FrameOfReferenceUID" in capsys.readouterr().err

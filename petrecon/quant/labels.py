@@ -130,7 +130,7 @@ def read_label_masks(path: str | os.PathLike, reference: Volume | ImageGrid, *,
     >>> import tempfile, nibabel
     >>> grid = ImageGrid.centred((8, 8, 4), (2.0, 2.0, 2.0))
     >>> labels = np.zeros(grid.shape, np.uint8); labels[2:4, 2:5, 1] = 3
-    >>> ras = RAS_TO_LPS @ grid.affine                 # HFS: scanner = LPS
+    >>> ras = RAS_TO_LPS @ grid.affine       # HFS: scanner = LPS; the same matrix maps LPS to RAS+
     >>> path = Path(tempfile.mkdtemp()) / "labels.nii.gz"
     >>> nibabel.save(nibabel.Nifti1Image(labels, ras), path)
     >>> {name: int(mask.sum()) for name, mask in read_label_masks(path, grid).items()}
