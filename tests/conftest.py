@@ -77,8 +77,8 @@ def iec_noise_free(short_biograph):
     from petrecon.simulate.acquisition import simulate_study
 
     layout, grid = short_biograph("mmr")
-    study = simulate_study("nema-iec", scanner=layout, parameters={"ratio": 10}, noise=False,
-                           scatter=False, randoms=False, grid=grid, progress=False).container
+    study = simulate_study("nema-iec", scanner=layout, parameters={"ratio": 10}, noise=False, scatter=False,
+                           randoms=False, grid=grid, supersampling=1, progress=False).container  # truth unused
     protocol = ReconstructionProtocol(image_shape=grid.shape, voxel_size_mm=grid.voxel_size_mm,
                                       corrections=CorrectionSettings(scatter=False, randoms=False))
     return study, protocol, reconstruct_study(study, protocol, progress=False).volume

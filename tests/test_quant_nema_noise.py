@@ -29,7 +29,7 @@ from petrecon.recon.study import reconstruct_study
 
 RATIO = 10.0          # the fixture's sphere : background ratio
 GLASS_WALL_MM = 1.0   # cold sphere walls of phantoms/nema-iec.toml
-COUNT_SCALE = 0.1     # a tenth of the phantom's counts: 2.4e7 prompts on the 28-ring mMR, N of 2-6 %
+COUNT_SCALE = 0.1     # a tenth of the phantom's counts: 2.4e7 prompts on the 28-ring mMR, N of 1-5 %
 
 
 @pytest.fixture(scope="module")
