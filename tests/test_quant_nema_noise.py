@@ -89,6 +89,7 @@ def test_background_variability_is_the_predicted_noise_of_the_roi_means(nema):
         systematic_sd = f.background_variability_percent / 100.0 * free.background_mean
         expected_percent = 100.0 * math.hypot(noise_sd, systematic_sd) / noisy.background_mean
         # an SD from 60 ROI means has a relative standard error 1 / sqrt(2 x 59) = 9 %: 3 SE = 28 %
+        # (measured / expected: 0.99-1.09)
         assert n.background_variability_percent == pytest.approx(expected_percent, rel=0.3), n.diameter_mm
         assert n.background_variability_percent > 1.5 * f.background_variability_percent  # noise dominates
 
@@ -107,17 +108,20 @@ def _analytic_contrast_percent(diameter_mm: float, fwhm_mm: float) -> float:
     return 100.0 * float(np.trapezoid(profile * r, r)) * 2.0 / radius**2
 
 
-def test_noise_free_contrast_follows_the_blurred_sphere(nema):
+def test_noise_free_contrast_follows_the_blurred_sphere(nema, iec_noise_free):
     free = nema[0]
+    system_fwhm_mm = iec_noise_free[0].attributes["system_fwhm_mm"]
     measured = {s.diameter_mm: s.contrast_percent for s in free.spheres}
     misfit = lambda fwhm: sum((measured[d] - _analytic_contrast_percent(d, fwhm)) ** 2 for d in measured)  # noqa: E731
     fwhm_mm = minimize_scalar(misfit, bounds=(3.0, 15.0), method="bounded").x
-    # the image is at least as blurred as the simulated system (4.1 mm) with the 5 mm post-filter: 6.5 mm;
-    # 4 x 8 OSEM on 2.1 mm voxels adds a few mm
-    assert math.hypot(4.1, 5.0) < fwhm_mm < 11.0
+    # without PSF the image is at least as blurred as the simulated system (4.14 mm) with the 5 mm post-filter
+    # (6.49 mm); 2.1 mm voxels and unconverged OSEM add to it (measured: 6.64 mm)
+    post_filter_mm = iec_noise_free[1].osem.post_filter_fwhm_mm
+    assert math.hypot(system_fwhm_mm, post_filter_mm) < fwhm_mm < 11.0
     for diameter, value in measured.items():
-        # one Gaussian describes OSEM's shift-variant, not quite Gaussian blur to within 4 points of Q_H
-        assert value == pytest.approx(_analytic_contrast_percent(diameter, fwhm_mm), abs=4.0), diameter
+        # one Gaussian describes OSEM's shift-variant, not quite Gaussian blur to within 2 points of Q_H
+        # (measured: 0.64 points at most, the 37 mm sphere)
+        assert value == pytest.approx(_analytic_contrast_percent(diameter, fwhm_mm), abs=2.0), diameter
 
 
 def test_noisy_contrast_lies_within_its_noise_of_the_noise_free_contrast(nema):
