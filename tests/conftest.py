@@ -66,8 +66,8 @@ def short_biograph():
 
 @pytest.fixture(scope="session")
 def iec_noise_free(short_biograph):
-    """The IEC phantom (10:1 as for EARL, 1 mm glass walls, no scatter or randoms) simulated noise-free on the short mMR,
-    and its clinical reconstruction (4 x 8, 5 mm) without PSF: ``(container, protocol, volume)``.
+    """The IEC phantom (10:1 as for EARL, 1 mm glass walls, no scatter or randoms) simulated noise-free on the
+    short mMR, and its clinical reconstruction (4 x 8, 5 mm) without PSF: ``(container, protocol, volume)``.
 
     Shared by the NEMA noise and the PSF tests, which add a noisy and a PSF reconstruction of the same data.
     """

@@ -312,7 +312,8 @@ def _segment_names(path: Path, ds: Any) -> dict[int, str]:
     for item in sequence:
         number = item.get("SegmentNumber")
         if not isinstance(number, int) or number < 1 or number in numbers:
-            raise FormatError(path, "SegmentSequence SegmentNumber", f"must be unique positive integers, got {number!r}")
+            raise FormatError(path, "SegmentSequence SegmentNumber",
+                              f"must be unique positive integers, got {number!r}")
         numbers.append(number)
         labels.append(str(item.get("SegmentLabel", "")).strip() or f"segment {number}")
     return {number: label if labels.count(label) == 1 else f"{label} ({number})"
@@ -337,8 +338,9 @@ def _frame_geometry(path: Path, ds: Any, frame: int) -> tuple[np.ndarray, np.nda
     """(ImageOrientationPatient, PixelSpacing, ImagePositionPatient, ReferencedSegmentNumber) of one frame."""
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is None or len(per_frame) != int(ds.get("NumberOfFrames", 1)):
-        raise FormatError(path, "PerFrameFunctionalGroupsSequence", f"holds {0 if per_frame is None else len(per_frame)}"
-                          f" items for NumberOfFrames {ds.get('NumberOfFrames', 1)}")
+        count = 0 if per_frame is None else len(per_frame)
+        raise FormatError(path, "PerFrameFunctionalGroupsSequence",
+                          f"holds {count} items for NumberOfFrames {ds.get('NumberOfFrames', 1)}")
     orientation = _float_tag(path, _functional_item(path, ds, frame, "PlaneOrientationSequence",
                                                     "ImageOrientationPatient"), "ImageOrientationPatient", 6)
     spacing = _float_tag(path, _functional_item(path, ds, frame, "PixelMeasuresSequence", "PixelSpacing"),
