@@ -282,3 +282,17 @@ def test_cli_seg_record_on_a_feet_first_dicom_series_equals_the_sphere_roi_recor
                        frame_of_reference=generate_uid(), position="FFS")
     assert main(["suv", str(tmp_path / "pet"), "--labels", str(other)]) == 2
     assert "FrameOfReferenceUID" in capsys.readouterr().err
+
+
+def test_seg_with_missing_or_dangling_frame_references_names_the_field(tmp_path):
+    path = _write_seg(tmp_path / "seg.dcm", {"lesion": sphere_mask(GRID, CENTRE_MM, RADIUS_MM)})
+    ds = pydicom.dcmread(path)
+    ds.PerFrameFunctionalGroupsSequence[0].SegmentIdentificationSequence[0].ReferencedSegmentNumber = 5
+    ds.save_as(tmp_path / "dangling.dcm")
+    with pytest.raises(FormatError, match="ReferencedSegmentNumber.*5"):
+        read_label_masks(tmp_path / "dangling.dcm", _pet())
+    ds = pydicom.dcmread(path)
+    del ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence
+    ds.save_as(tmp_path / "no-orientation.dcm")
+    with pytest.raises(FormatError, match="PlaneOrientationSequence ImageOrientationPatient"):
+        read_label_masks(tmp_path / "no-orientation.dcm", _pet())
