@@ -62,3 +62,23 @@ def _short_biograph(name: str):
 def short_biograph():
     """``short_biograph(name) -> (layout, grid)``: see :func:`_short_biograph`."""
     return _short_biograph
+
+
+@pytest.fixture(scope="session")
+def iec_noise_free(short_biograph):
+    """The IEC phantom (10:1 as for EARL, 1 mm glass walls, no scatter or randoms) simulated noise-free on the
+    short mMR, and its clinical reconstruction (4 x 8, 5 mm) without PSF: ``(container, protocol, volume)``.
+
+    Shared by the NEMA noise and the PSF tests, which add a noisy and a PSF reconstruction of the same data.
+    """
+    from petrecon.recon import ReconstructionProtocol
+    from petrecon.recon.protocol import CorrectionSettings
+    from petrecon.recon.study import reconstruct_study
+    from petrecon.simulate.acquisition import simulate_study
+
+    layout, grid = short_biograph("mmr")
+    study = simulate_study("nema-iec", scanner=layout, parameters={"ratio": 10}, noise=False, scatter=False,
+                           randoms=False, grid=grid, supersampling=1, progress=False).container  # truth unused
+    protocol = ReconstructionProtocol(image_shape=grid.shape, voxel_size_mm=grid.voxel_size_mm,
+                                      corrections=CorrectionSettings(scatter=False, randoms=False))
+    return study, protocol, reconstruct_study(study, protocol, progress=False).volume

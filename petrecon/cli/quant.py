@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from petrecon.errors import FormatError
+from petrecon.errors import FormatError, ParameterError
 
 
 def _pet_volume(path: str, name: str | None):
@@ -32,11 +32,13 @@ def _cmd_suv(args: argparse.Namespace) -> None:
 
     from petrecon.io.dicom import PATIENT_POSITION_SIGNS
 
+    if not args.roi and not args.labels:
+        raise ParameterError("give at least one --roi or --labels")
     volume = _pet_volume(args.input, args.volume)
     if not str(volume.metadata.get("units", "")).upper().startswith("SUV"):
         volume = suv_volume(volume, args.normalisation)
     signs = PATIENT_POSITION_SIGNS.get(str(volume.metadata.get("patient_position", "HFS")), (1, 1, 1))
-    records = roi_records(volume, args.roi, axis_signs=signs)
+    records = roi_records(volume, args.roi or [], axis_signs=signs) + _label_records(volume, args.labels or [])
     if args.json:
         print(json.dumps(records, indent=2))
         return
@@ -44,6 +46,13 @@ def _cmd_suv(args: argparse.Namespace) -> None:
     for r in records:
         print(f"{r['roi']}: max {r['suv_max']:.3f}  mean {r['suv_mean']:.3f}  peak {r['suv_peak']:.3f}  "
               f"SD {r['suv_sd']:.3f}  volume {r['volume_ml']:.2f} ml  TLG {r['tlg']:.2f}")
+
+
+def _label_records(volume, paths: list[str]) -> list[dict]:
+    """``--labels``: one record per segment of each NIfTI label image or DICOM-SEG file."""
+    from petrecon.quant.labels import label_records
+
+    return [record for path in paths for record in label_records(volume, path)]
 
 
 def _cmd_nema(args: argparse.Namespace) -> None:
@@ -90,8 +99,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     suv = commands.add_parser("suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)")
     suv.add_argument("input", help="PET DICOM series folder, or petrecon HDF5 container holding the PET volume")
     suv.add_argument("--volume", help="volume name in the container (default: its only or its primary_volume)")
-    suv.add_argument("--roi", action="append", required=True,
+    suv.add_argument("--roi", action="append",
                      help="sphere:x,y,z,r or box:x0,y0,z0,x1,y1,z1 in mm, DICOM patient coordinates (repeatable)")
+    suv.add_argument("--labels", action="append", metavar="FILE",
+                     help="label masks: NIfTI label image (.nii, .nii.gz) or DICOM-SEG; one record per segment "
+                          "(repeatable)")
     suv.add_argument("--normalisation", default="bw",
                      choices=["bw", "lbm-james", "lbm-janmahasatian", "bsa", "ibw"], help="SUV normalisation")
     suv.add_argument("--json", action="store_true", help="print JSON (one record per ROI)")

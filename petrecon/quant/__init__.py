@@ -2,7 +2,8 @@
 
 Modules: ``suv`` and ``body`` (SUV from parameters, LBM/BSA/IBW),
 ``suv_dicom`` (QIBA SUV logic on DICOM headers), ``roi`` (VOI masks,
-isocontours, lesion growing), ``stats`` (max, mean, peak, MTV, TLG, T/B),
+isocontours, lesion growing), ``labels`` (VOIs from NIfTI label images and
+DICOM-SEG files, on the PET grid), ``stats`` (max, mean, peak, MTV, TLG, T/B),
 ``organs`` (liver, spleen, marrow reference VOIs), ``nema`` (NEMA NU 2 image
 quality of the IEC phantom), ``earl`` (the EARL band table), ``analytic``
 (blurred-sphere recovery), ``plot`` (recovery curves), ``cohort`` (lesion

@@ -81,14 +81,14 @@ def roi_records(volume: Volume, specs: list[str], axis_signs: tuple[int, int, in
     >>> record["suv_max"], round(record["suv_peak"], 9)
     (3.0, 3.0)
     """
+    return [voi_record(spec, volume, roi_mask(volume.grid, spec, axis_signs), axis_signs) for spec in specs]
+
+
+def voi_record(name: str, volume: Volume, mask: np.ndarray, axis_signs: tuple[int, int, int] = (1, 1, 1)) -> dict:
+    """The record of one VOI (any mask on the volume's grid), named ``name``; positions in patient coordinates."""
     signs = np.asarray(axis_signs, dtype=np.float64)
-    records = []
-    for spec in specs:
-        mask = roi_mask(volume.grid, spec, axis_signs)
-        stats = voi_statistics(volume, mask)
-        records.append({"roi": spec, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
-                        "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg,
-                        "n_voxels": stats.n_voxels,
-                        "max_position_mm": tuple(float(v) for v in signs * stats.max_position_mm),
-                        "peak_position_mm": tuple(float(v) for v in signs * stats.peak_position_mm)})
-    return records
+    stats = voi_statistics(volume, mask)
+    return {"roi": name, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
+            "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg, "n_voxels": stats.n_voxels,
+            "max_position_mm": tuple(float(v) for v in signs * stats.max_position_mm),
+            "peak_position_mm": tuple(float(v) for v in signs * stats.peak_position_mm)}
