@@ -24,6 +24,17 @@ from petrecon import __version__
 from petrecon.cli import attenuation, basics, batch, bench, harmonize, io, quant, recon, simulate
 from petrecon.errors import PetreconError
 
+EPILOG = """\
+examples:
+  petrecon simulate nema-iec --scanner mmr --out study.h5
+  petrecon --log-level info recon study.h5 --out recon.h5
+  petrecon batch cohort.toml --out results/ --quiet
+  petrecon bench --quick
+
+global options go before or after the sub-command: --quiet (no progress bars), -v / --log-level
+(the petrecon logger), --debug (tracebacks).
+exit codes: 0 success, 1 some studies of a batch failed, 2 bad input (one line 'petrecon: error: ...'),
+130 interrupted."""
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -49,7 +60,7 @@ def configure_logging(level: int) -> None:
     logger.propagate = False
 
 
-def _add_global_options(parser: argparse.ArgumentParser, default) -> None:
+def _add_global_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default) -> None:
     """The options every sub-command shares; on sub-parsers ``default`` is SUPPRESS, so that a sub-parser's
     default never overwrites a value given before the sub-command, and an option a sub-command already has
     (its own ``--quiet``, ``phantoms -v``) stays its own."""
@@ -69,14 +80,14 @@ def _add_global_options(parser: argparse.ArgumentParser, default) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``petrecon`` command."""
     parser = argparse.ArgumentParser(prog="petrecon", description="Quantitative PET reconstruction for Siemens Biograph data.",
-                                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"petrecon {__version__}")
     _add_global_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True)
     for group in (basics, io, attenuation, recon, batch, harmonize, quant, simulate, bench):
         group.register(commands)
     for sub in commands.choices.values():
-        _add_global_options(sub, argparse.SUPPRESS)
+        _add_global_options(sub.add_argument_group("global options"), argparse.SUPPRESS)
     return parser
 
 
