@@ -1,7 +1,7 @@
 """``petrecon bench``: time the hot paths on this machine and compare each with its hardware floor.
 
-Four figures, each the best of a few runs after a warm-up (numba compilation
-and CUDA module loading excluded):
+Four figures, each the best of ``repeats`` runs (numba compilation and CUDA
+module loading excluded by a warm-up on a small piece of the work):
 
 * forward + adjoint projection of the whole sinogram
   (:class:`~petrecon.projectors.sinogram.SinogramProjector`);
@@ -224,7 +224,9 @@ def _projection_figure(layout, grid, count, backend, hardware, repeats) -> Bench
     xp, synchronize = _array_module(backend)
     projector = SinogramProjector(layout, grid, backend=backend)
     image = _cylinder(grid, xp)
-    seconds = best_seconds(lambda: projector.adjoint(projector.forward(image)), repeats, synchronize)
+    warm = projector.subset_operator(np.arange(2))  # compile the kernels on two views, not the whole sinogram
+    warm.adjoint(warm.forward(image))
+    seconds = best_seconds(lambda: projector.adjoint(projector.forward(image)), repeats, synchronize, warm_up=False)
     floor_s, bound = _floor(sequence("forward + adjoint", [forward_work(count), adjoint_work(count)]), hardware)
     return BenchFigure("forward + adjoint projection", f"{count.n_lors / 1e6:.2f} M LORs, image {grid.shape}",
                        seconds, floor_s, bound, f"{2 * count.n_lors / seconds / 1e6:.2f} M LORs/s", backend)
@@ -317,7 +319,8 @@ def _nema_figure(grid: ImageGrid | None, scanner: str, hardware: Hardware, repea
     sigma_voxels = [6.0 / FWHM_PER_SIGMA / v for v in grid.voxel_size_mm]  # 6 mm FWHM, a typical reconstruction
     volume = Volume(gaussian_filter(activity.data.astype(np.float32), sigma_voxels), grid, {"units": "Bq/ml"})
     truth = phantom.parameters["background"]
-    seconds = best_seconds(lambda: analyse_nema(volume, activity_ratio=10.0, sphere_activity=10.0 * truth), repeats)
+    seconds = best_seconds(lambda: analyse_nema(volume, activity_ratio=10.0, sphere_activity=10.0 * truth), repeats,
+                           warm_up=False)  # nothing to compile
     floor_s = volume.data.nbytes / hardware.bandwidth_bytes_per_s
     return BenchFigure("NEMA NU 2 + EARL analysis", f"image {grid.shape}", seconds, floor_s, "memory",
                        f"{volume.data.size / seconds / 1e6:.1f} M voxels/s", "cpu")
