@@ -261,13 +261,14 @@ def _to_numpy(array) -> np.ndarray:
 
 
 def synthetic_stream(layout: SinogramLayout, n_events: int, events_per_ms: int = 280, seed: int = 0) -> np.ndarray:
-    """PETLINK words: ``n_events`` events at uniform span-1 addresses, 80 % prompts, a time tag per ms.
+    """PETLINK words: ``n_events`` (rounded down to whole ms) events at uniform span-1 addresses, 80 % prompts,
+    ``events_per_ms`` per time tag.
 
     Examples
     --------
-    >>> words = synthetic_stream(default_layout("test"), 1000)
-    >>> words.dtype, words.size > 1000
-    (dtype('uint32'), True)
+    >>> words = synthetic_stream(default_layout("test"), 2800)
+    >>> words.dtype, words.size  # 2800 events and 10 time tags
+    (dtype('uint32'), 2810)
     """
     from petrecon.io import petlink
 
