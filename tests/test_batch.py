@@ -183,3 +183,52 @@ def test_an_existing_scheduler_is_used(cohort_dir, tmp_path):
     direct = reconstruct_study(read_container(folder / "s1.h5"), cohort.protocol, progress=False)
     volume = read_container(folder / "out" / "P1" / CONTAINER_NAME).volumes["activity_bq_per_ml"]
     np.testing.assert_array_equal(volume.data, direct.volume.data)  # same process, same threads: bit-equal
+
+
+def test_with_a_cuda_backend_each_local_worker_sees_its_own_gpu(monkeypatch):
+    """One worker per GPU, pinned by CUDA_VISIBLE_DEVICES (CuPy stood in for: two devices)."""
+    import os
+    import types
+
+    from distributed import Client
+
+    from petrecon.batch.run import _local_cluster
+
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: 2)
+    monkeypatch.setattr("petrecon.backend.resolve_backend", lambda name=None: "cuda")
+    monkeypatch.setattr("petrecon.backend.cupy", lambda: types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime)))
+    with _local_cluster(None, 5, True) as cluster, Client(cluster) as client:
+        devices = client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+    assert sorted(devices.values()) == ["0", "1"]
+
+
+def test_a_mumap_file_replaces_the_study_attenuation(cohort_dir, tmp_path):
+    """The worker task, in this process: ``mumap = FILE.h5`` is what ``reconstruct_study(mu=...)`` gets."""
+    from petrecon.attenuation.mumap import write_mu_map
+    from petrecon.batch.cohort import MuMapSource
+    from petrecon.batch.worker import reconstruct_cohort_study
+
+    raw = cohort_dir / "raw" / "s1.h5"
+    container = read_container(raw)
+    mu = container.volumes["mu_per_cm"]
+    mu.data[:] = 0.5 * mu.data  # a different mu-map than the study's factors: the result must change
+    write_mu_map(tmp_path / "mu.h5", mu, scanner="test", inputs=[raw])
+    study = read_cohort(cohort_dir / "cohort.toml").studies[0]
+    study = type(study)(study.id, study.raw, MuMapSource("mumap", (tmp_path / "mu.h5",)), study.patient, study.rois)
+    protocol = read_cohort(cohort_dir / "cohort.toml").protocol
+    outcome = reconstruct_cohort_study(study, protocol)
+    direct = reconstruct_study(container, protocol, mu=read_container(tmp_path / "mu.h5").volumes["mu_per_cm"],
+                               progress=False)
+    np.testing.assert_array_equal(outcome.volume.data, direct.volume.data)
+    own = reconstruct_study(container, protocol, progress=False)
+    assert float(outcome.volume.data.max()) < 0.9 * float(own.volume.data.max())  # half the attenuation
+    assert [i["path"] for i in outcome.provenance["inputs"]] == [str(study.raw), str(tmp_path / "mu.h5")]
+
+
+def test_a_failed_study_crosses_process_boundaries_with_its_traceback():
+    import pickle
+
+    from petrecon.batch.worker import StudyFailed
+
+    failure = pickle.loads(pickle.dumps(StudyFailed("P7: file.h5: file: does not exist", "Traceback ...")))
+    assert str(failure) == "P7: file.h5: file: does not exist" and failure.details == "Traceback ..."

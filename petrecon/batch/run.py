@@ -6,7 +6,8 @@ backend is available (each worker sees its own device through
 ``CUDA_VISIBLE_DEVICES``), else :func:`default_cpu_workers` CPU workers. Every
 worker runs one task at a time (``threads_per_worker=1``): a reconstruction
 is already parallel inside (numba threads or the GPU), so the cores are split
-between the worker processes through ``NUMBA_NUM_THREADS``.
+between the worker processes through ``NUMBA_NUM_THREADS``. Dask's own worker
+logs are silenced below CRITICAL: petrecon reports every failure per study.
 
 A study that fails (after ``retries`` Dask retries) is reported with its id
 and one line, and the others finish. The client writes each study's outputs
@@ -95,7 +96,8 @@ def _local_cluster(n_workers: int | None, n_studies: int, processes: bool):
     if processes and resolve_backend() == "cuda":
         n_gpus = cupy().cuda.runtime.getDeviceCount()
         n_workers = n_gpus if n_workers is None else n_workers
-        workers = {i: {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(i % n_gpus)}}}
+        workers = {i: {"cls": Nanny, "options": {"nthreads": 1, "silence_logs": logging.CRITICAL,
+                                                 "env": {"CUDA_VISIBLE_DEVICES": str(i % n_gpus)}}}
                    for i in range(n_workers)}
         LOG.info("LocalCluster: %d GPU worker(s) on %d GPU(s)", n_workers, n_gpus)
         return SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": options},
