@@ -36,11 +36,11 @@ from pathlib import Path
 
 from petrecon.errors import FormatError, PetreconError
 from petrecon.quant.report import parse_roi
+from petrecon.quant.suv import NORMALISATIONS
 from petrecon.recon.protocol import ReconstructionProtocol
 
 STUDY_READERS = (".h5", ".hdf5")
 """Suffixes of the raw data :func:`petrecon.batch.worker.read_study` reads (petrecon study containers)."""
-SUV_NORMALISATIONS = ("bw", "lbm-james", "lbm-janmahasatian", "bsa", "ibw")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REQUIRED = ("id", "raw", "weight_kg", "sex", "injected_dose_mbq", "injection_time")
 _OPTIONAL = ("height_m", "scan_time", "rois", "ct", "dixon", "mumap")
@@ -125,8 +125,8 @@ def read_cohort(path: str | os.PathLike) -> Cohort:
     protocol_source = str(document["protocol"])
     protocol = _protocol(path, protocol_source)
     normalisation = str(document.get("normalisation", "bw"))
-    if normalisation not in SUV_NORMALISATIONS:
-        raise FormatError(path, "normalisation", f"is {normalisation!r}; choose one of {', '.join(SUV_NORMALISATIONS)}")
+    if normalisation not in NORMALISATIONS:
+        raise FormatError(path, "normalisation", f"is {normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")
     tables = document.get("study")
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
         raise FormatError(path, "[[study]]", "the cohort lists no studies (one [[study]] table per study)")
@@ -191,7 +191,7 @@ def _study(path: Path, index: int, table: dict, normalisation: str) -> CohortStu
         scan_time=_local_time(table["scan_time"], lambda m: fail("scan_time", m)) if "scan_time" in table else None)
     if patient.scan_time is not None and patient.scan_time < patient.injection_time:
         raise fail("scan_time", "is before the injection time")
-    if normalisation not in ("bw", "ibw") and patient.height_m is None:
+    if normalisation != "bw" and patient.height_m is None:
         raise fail("height_m", f"is needed for the {normalisation} SUV normalisation")
     rois = table.get("rois", [])
     if not isinstance(rois, list) or not all(isinstance(r, str) for r in rois):
