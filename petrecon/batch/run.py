@@ -92,7 +92,7 @@ def _local_cluster(n_workers: int | None, n_studies: int, processes: bool):
 
     from petrecon.backend import cupy, resolve_backend
 
-    options = {"dashboard_address": ":0" if importlib.util.find_spec("bokeh") else None}
+    options = {"dashboard_address": ":0"}  # a free port: several clusters (and users) on one machine
     if processes and resolve_backend() == "cuda":
         n_gpus = cupy().cuda.runtime.getDeviceCount()
         n_workers = n_gpus if n_workers is None else n_workers
@@ -175,6 +175,11 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
     -------
     BatchReport
         ``ok`` is False when any study failed; the others' outputs are written.
+
+    Notes
+    -----
+    Worker processes are started by spawning: a script that calls this
+    function must do so under ``if __name__ == "__main__":``.
     """
     from distributed import as_completed
 
