@@ -88,10 +88,10 @@ class BenchReport:
         hw = self.hardware
         lines = [f"hardware: {hw.name}: {hw.bandwidth_bytes_per_s / 1e9:.1f} GB/s, "
                  f"{hw.flops_per_s / 1e9:.1f} GFLOP/s float32 (measured)",
-                 f"{'what':34s} {'size':28s} {'time':>10s} {'floor':>10s} {'ratio':>8s}  {'bound':7s} "
+                 f"{'what':30s} {'size':36s} {'time':>10s} {'floor':>10s} {'ratio':>8s}  {'bound':7s} "
                  f"{'rate':18s} backend"]
         for f in self.figures:
-            lines.append(f"{f.what:34s} {f.size:28s} {_seconds(f.seconds):>10s} {_seconds(f.floor_s):>10s} "
+            lines.append(f"{f.what:30s} {f.size:36s} {_seconds(f.seconds):>10s} {_seconds(f.floor_s):>10s} "
                          f"{f.ratio:>7.1f}x  {f.bound:7s} {f.rate:18s} {f.backend}")
         return lines
 
