@@ -198,7 +198,9 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
         report.dashboard = client.dashboard_link if has_dashboard else None
         if on_start:
             on_start(report.scheduler, report.dashboard)
-        client.run(_set_log_level, logging.getLogger("petrecon").getEffectiveLevel())
+        logger = logging.getLogger("petrecon")
+        client.run(_configure_worker_logging, logger.getEffectiveLevel(),
+                   next((h.formatter for h in logger.handlers if h.formatter is not None), None))
         futures = {client.submit(reconstruct_cohort_study, study, cohort.protocol, key=f"petrecon-{study.id}",
                                  retries=retries, pure=False): study.id for study in cohort.studies}
         with tqdm(total=len(futures), desc="studies", unit="study", disable=not progress) as bar:
@@ -219,9 +221,16 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
     return report
 
 
-def _set_log_level(level: int) -> None:
-    """Give the workers' ``petrecon`` logger the client's level (``--quiet``, ``--log-level``)."""
-    logging.getLogger("petrecon").setLevel(level)
+def _configure_worker_logging(level: int, formatter: logging.Formatter | None) -> None:
+    """Give a worker's ``petrecon`` logger the client's level (``--quiet``, ``--log-level``) and line format."""
+    logger = logging.getLogger("petrecon")
+    logger.setLevel(level)
+    if formatter is not None and not any(getattr(h, "petrecon_batch", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter)
+        handler.petrecon_batch = True
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _gather_one(future, study, cohort: Cohort, out_dir: Path, overwrite: bool, report: BatchReport) -> None:
