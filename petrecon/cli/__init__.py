@@ -1,42 +1,133 @@
 """The ``petrecon`` command: thin wrappers, one library call per sub-command.
 
-Errors that petrecon raises on purpose print as one line with exit code 2;
-``--debug`` shows the traceback.
+Conventions shared by every sub-command (given before or after its name):
+
+* ``--quiet``: no progress bars, only results and errors (the ``petrecon``
+  logger at ERROR); sub-commands with their own ``--quiet`` keep it.
+* ``-v`` / ``--verbose`` (INFO, ``-vv`` DEBUG) or ``--log-level LEVEL``: the
+  level of the ``petrecon`` logger, printed to stderr as ``petrecon: LEVEL: ...``.
+* ``--debug``: tracebacks instead of one-line errors.
+
+Exit codes: 0 success; 1 the work ran but some of it failed (``batch``);
+2 bad input: an argument, a missing, unreadable or corrupt file, or any
+error petrecon raises on purpose, printed as one line ``petrecon: error: ...``
+naming the file; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from petrecon import __version__
-from petrecon.cli import attenuation, basics, harmonize, io, quant, recon, simulate, tac
+from petrecon.cli import attenuation, basics, batch, bench, harmonize, io, quant, recon, simulate, tac
 from petrecon.errors import PetreconError
+
+EPILOG = """\
+examples:
+  petrecon simulate nema-iec --scanner mmr --out study.h5
+  petrecon --log-level info recon study.h5 --out recon.h5
+  petrecon batch cohort.toml --out results/ --quiet
+  petrecon bench --quick
+
+global options go before or after the sub-command: --quiet (no progress bars), -v / --log-level
+(the petrecon logger), --debug (tracebacks).
+exit codes: 0 success, 1 some studies of a batch failed, 2 bad input (one line 'petrecon: error: ...'),
+130 interrupted."""
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class _LevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"petrecon: {record.levelname.lower()}: {record.getMessage()}"
+
+
+_handler: logging.Handler | None = None
+
+
+def configure_logging(level: int) -> None:
+    """Send the ``petrecon`` logger's records at ``level`` and above to stderr, one line each."""
+    global _handler
+    logger = logging.getLogger("petrecon")
+    if _handler is not None:
+        logger.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(_LevelFormatter())
+    logger.addHandler(_handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _add_global_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default) -> None:
+    """The options every sub-command shares; on sub-parsers ``default`` is SUPPRESS, so that a sub-parser's
+    default never overwrites a value given before the sub-command, and an option a sub-command already has
+    (its own ``--quiet``, ``phantoms -v``) stays its own."""
+    options = [
+        (("--quiet",), {"dest": "global_quiet", "action": "store_true", "help": "no progress bars, only results and errors"}),
+        (("-v", "--verbose"), {"dest": "verbosity", "action": "count", "help": "log progress (INFO); -vv: DEBUG"}),
+        (("--log-level",), {"choices": list(LOG_LEVELS), "help": "level of the petrecon logger (default warning)"}),
+        (("--debug",), {"action": "store_true", "help": "show tracebacks instead of one-line errors"}),
+    ]
+    for flags, settings in options:
+        try:
+            parser.add_argument(*flags, default=default, **settings)
+        except argparse.ArgumentError:
+            pass  # the sub-command defines this flag itself
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``petrecon`` command."""
-    parser = argparse.ArgumentParser(prog="petrecon", description="Quantitative PET reconstruction for Siemens Biograph data.")
+    parser = argparse.ArgumentParser(prog="petrecon", description="Quantitative PET reconstruction for Siemens Biograph data.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"petrecon {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    _add_global_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True)
-
-    for group in (basics, io, attenuation, recon, harmonize, quant, simulate, tac):
+    for group in (basics, io, attenuation, recon, batch, harmonize, quant, simulate, tac, bench):
         group.register(commands)
+    for sub in commands.choices.values():
+        _add_global_options(sub.add_argument_group("global options"), argparse.SUPPRESS)
     return parser
 
 
+def _apply_global_options(args: argparse.Namespace) -> None:
+    """Make ``--quiet`` reach the sub-command's own switch, and set the log level."""
+    quiet = bool(args.global_quiet) or getattr(args, "quiet", False) is True
+    if quiet:
+        args.quiet = True
+        if hasattr(args, "progress"):
+            args.progress = False
+    verbosity = args.verbosity or 0
+    level = logging.ERROR if quiet else (logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING)
+    configure_logging(LOG_LEVELS[args.log_level] if args.log_level else level)
+    args.debug = bool(args.debug)
+
+
+def _error_line(error: BaseException) -> str:
+    """One line naming the file where there is one."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return " ".join(str(error).split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``petrecon`` console script."""
+    """Entry point of the ``petrecon`` console script; returns the exit code (module docstring)."""
     args = build_parser().parse_args(argv)
+    _apply_global_options(args)
     try:
-        args.run(args)
-    except PetreconError as error:
+        code = args.run(args)
+    except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"petrecon: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        print("petrecon: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (PetreconError, OSError) as error:  # OSError: missing, unreadable or corrupt files (h5py), full disks
+        if args.debug:
+            raise
+        print(f"petrecon: error: {_error_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return int(code or 0)
 
 
 if __name__ == "__main__":

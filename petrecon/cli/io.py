@@ -31,7 +31,11 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    histogram = commands.add_parser("histogram", help="histogram PETLINK list-mode into prompts/delays sinograms (HDF5)")
+    histogram = commands.add_parser(
+        "histogram", help="histogram PETLINK list-mode into prompts/delays sinograms (HDF5)",
+        epilog="examples:\n  petrecon histogram scan.l --scanner mmr --out sino.h5\n"
+               "  petrecon histogram export_folder/ --scanner mmr --span 1 --frame 60:360 --out frame1.h5 --quiet",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     histogram.add_argument("listmode", help="list-mode: .l / .bf file, Siemens DICOM wrapper (.dcm) or export folder")
     histogram.add_argument("--scanner", required=True, help="registry name, e.g. mmr")
     histogram.add_argument("--span", type=int, default=None, help="axial compression, e.g. 1 or 11 (default: the scanner's)")
@@ -43,6 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     histogram.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     histogram.set_defaults(run=_cmd_histogram)
 
-    export = commands.add_parser("export", help="list the raw-data objects of a Siemens export folder")
+    export = commands.add_parser("export", help="list the raw-data objects of a Siemens export folder",
+                                 epilog="example:\n  petrecon export /data/mmr_export/", formatter_class=argparse.RawDescriptionHelpFormatter)
     export.add_argument("folder", help="folder the scanner exported (.dcm wrappers + .bf payloads)")
     export.set_defaults(run=_cmd_export)

@@ -96,7 +96,12 @@ def _cmd_cohort(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    suv = commands.add_parser("suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)")
+    suv = commands.add_parser(
+        "suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)",
+        epilog="examples:\n  petrecon suv pet_series/ --roi sphere:0,0,0,10\n"
+               "  petrecon suv pet_series/ --roi sphere:57.2,0,0,18.5 --roi box:-20,-20,-10,20,20,10 "
+               "--normalisation lbm-james --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     suv.add_argument("input", help="PET DICOM series folder, or petrecon HDF5 container holding the PET volume")
     suv.add_argument("--volume", help="volume name in the container (default: its only or its primary_volume)")
     suv.add_argument("--roi", action="append",
@@ -109,7 +114,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     suv.add_argument("--json", action="store_true", help="print JSON (one record per ROI)")
     suv.set_defaults(run=_cmd_suv)
 
-    nema = commands.add_parser("nema", help="NEMA NU 2 image quality and EARL recovery of an IEC phantom volume")
+    nema = commands.add_parser(
+        "nema", help="NEMA NU 2 image quality and EARL recovery of an IEC phantom volume",
+        epilog="examples:\n  petrecon nema recon.h5 --plot recovery.png\n"
+               "  petrecon nema iec_series/ --ratio 10 --sphere-activity 53000 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     nema.add_argument("input", help="PET DICOM series folder (any scanner), or petrecon HDF5 container")
     nema.add_argument("--volume", help="volume name in the container (default: its only or its primary_volume)")
     nema.add_argument("--ratio", type=float,
@@ -120,7 +129,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     nema.add_argument("--overwrite", action="store_true", help="replace an existing plot")
     nema.set_defaults(run=_cmd_nema)
 
-    cohort = commands.add_parser("cohort", help="summaries and statistics of a lesion table (CSV)")
+    cohort = commands.add_parser(
+        "cohort", help="summaries and statistics of a lesion table (CSV)",
+        epilog="examples:\n  petrecon cohort lesions.csv\n  petrecon cohort lesions.csv --out tables/ --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     cohort.add_argument("lesions", help="CSV: patient, entity, lesion, site, tracer, suv_max, tb_ratio, detected")
     cohort.add_argument("--out", help="folder for patients.csv, entities.csv, sites.csv, tests.csv, comparison.csv")
     cohort.add_argument("--json", action="store_true", help="print JSON")

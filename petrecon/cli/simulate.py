@@ -57,11 +57,18 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``phantoms`` and ``simulate``."""
-    phantoms = commands.add_parser("phantoms", help="list the shipped phantoms")
+    phantoms = commands.add_parser("phantoms", help="list the shipped phantoms",
+                                   epilog="examples:\n  petrecon phantoms\n  petrecon phantoms --verbose", formatter_class=argparse.RawDescriptionHelpFormatter)
     phantoms.add_argument("--verbose", "-v", action="store_true", help="also list each phantom's parameters")
     phantoms.set_defaults(run=_cmd_phantoms)
 
-    simulate = commands.add_parser("simulate", help="simulate a phantom analytically into a study container")
+    simulate = commands.add_parser(
+        "simulate", help="simulate a phantom analytically into a study container",
+        epilog="examples:\n  petrecon simulate nema-iec --scanner mmr --ratio 10 --out nema.h5\n"
+               "  petrecon simulate uniform-cylinder --scanner test --duration-s 60 --out cyl.h5 --quiet\n"
+               "  petrecon simulate pentixafor-torso --scanner mmr --isotope Ga68 --activity-mbq 200 --listmode "
+               "--out torso.h5",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     simulate.add_argument("phantom", help="shipped phantom name (petrecon phantoms) or a TOML file")
     simulate.add_argument("--scanner", default="mmr", help="registry scanner (default mmr)")
     simulate.add_argument("--span", type=int, default=None, help="axial compression (default: the scanner's)")

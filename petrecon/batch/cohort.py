@@ -1,0 +1,241 @@
+"""The cohort file of ``petrecon batch``: studies, patient data and one protocol, validated as a whole.
+
+A cohort is a TOML file; relative paths resolve against its folder::
+
+    protocol = "clinical"               # shipped protocol name, or a protocol TOML path
+    normalisation = "bw"                # SUV normalisation of the table (optional, default bw)
+
+    [[study]]
+    id = "P001"                         # letters, digits, '.', '_' and '-': the output folder's name
+    raw = "raw/P001.h5"                 # study container (petrecon simulate / histogram)
+    ct = "ct/P001"                      # mu-map source, at most one of: ct = DICOMDIR,
+                                        # dixon = [WATERDIR, FATDIR], mumap = FILE.h5;
+                                        # none: the study's own attenuation
+    weight_kg = 72.0
+    height_m = 1.78                     # optional (needed for lbm-* and bsa SUVs)
+    sex = "M"                           # M, F or O
+    injected_dose_mbq = 250.0
+    injection_time = 2026-01-05T09:12:00
+    scan_time = 2026-01-05T10:14:00     # optional: default injection time + the study's frame_start_s
+    rois = ["sphere:0,0,0,10"]          # optional: ROIs of the quantification table (petrecon suv --roi)
+
+Times are local date-times without a UTC offset, as DICOM stores them (a TOML
+date-time or an ISO 8601 string). :func:`read_cohort` checks every key, type and
+file before any work starts; the first problem is a :class:`~petrecon.errors.FormatError`
+that names the cohort file, the study id and the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from petrecon.errors import FormatError, PetreconError
+from petrecon.quant.report import parse_roi
+from petrecon.quant.suv import NORMALISATIONS
+from petrecon.recon.protocol import ReconstructionProtocol
+
+STUDY_READERS = (".h5", ".hdf5")
+"""Suffixes of the raw data :func:`petrecon.batch.worker.read_study` reads (petrecon study containers)."""
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REQUIRED = ("id", "raw", "weight_kg", "sex", "injected_dose_mbq", "injection_time")
+_OPTIONAL = ("height_m", "scan_time", "rois", "ct", "dixon", "mumap")
+
+
+@dataclass(frozen=True)
+class PatientData:
+    """What the SUV and the DICOM header need to know about the patient and the injection."""
+
+    weight_kg: float
+    sex: str
+    injected_dose_bq: float
+    injection_time: dt.datetime
+    height_m: float | None = None
+    scan_time: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class MuMapSource:
+    """Where the attenuation comes from: ``study`` (its own), ``ct``, ``dixon`` or ``mumap``."""
+
+    kind: str = "study"
+    paths: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class CohortStudy:
+    """One study of a cohort (all paths absolute)."""
+
+    id: str
+    raw: Path
+    mu: MuMapSource
+    patient: PatientData
+    rois: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A validated cohort file."""
+
+    path: Path
+    protocol: ReconstructionProtocol
+    protocol_source: str
+    normalisation: str
+    studies: tuple[CohortStudy, ...]
+
+
+def read_cohort(path: str | os.PathLike) -> Cohort:
+    """Read and validate a cohort file (format in the module docstring).
+
+    Raises
+    ------
+    FormatError
+        Naming the file, the study and the key of the first problem: TOML syntax,
+        unknown or missing keys, wrong types or values, missing files, duplicate ids.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "cohort.toml").write_text('protocol = "clinical"\\n[[study]]\\nid = "P1"\\n')
+    >>> read_cohort(folder / "cohort.toml")
+    Traceback (most recent call last):
+    ...
+    petrecon.errors.FormatError: .../cohort.toml: study 'P1': missing key 'raw'
+    """
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FormatError(path, "file", "does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise FormatError(path, "file", f"cannot be read ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise FormatError(path, "TOML", str(error)) from None
+    unknown = set(document) - {"protocol", "normalisation", "study"}
+    if unknown:
+        raise FormatError(path, "top level", f"unknown key(s) {', '.join(sorted(unknown))}; "
+                                             "known: protocol, normalisation, [[study]]")
+    if "protocol" not in document:
+        raise FormatError(path, "protocol", "is missing (a shipped name such as \"clinical\" or a TOML path)")
+    protocol_source = str(document["protocol"])
+    protocol = _protocol(path, protocol_source)
+    normalisation = str(document.get("normalisation", "bw"))
+    if normalisation not in NORMALISATIONS:
+        raise FormatError(path, "normalisation", f"is {normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")
+    tables = document.get("study")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise FormatError(path, "[[study]]", "the cohort lists no studies (one [[study]] table per study)")
+    studies, seen = [], set()
+    for index, table in enumerate(tables):
+        study = _study(path, index, table, normalisation)
+        if study.id in seen:
+            raise FormatError(path, f"study {study.id!r}", "key 'id': the id is used twice")
+        seen.add(study.id)
+        studies.append(study)
+    return Cohort(path, protocol, protocol_source, normalisation, tuple(studies))
+
+
+def _protocol(path: Path, source: str) -> ReconstructionProtocol:
+    candidate = Path(source)
+    if candidate.suffix:  # a file, relative to the cohort
+        candidate = candidate if candidate.is_absolute() else path.parent / candidate
+    try:
+        return ReconstructionProtocol.load(candidate)
+    except PetreconError as error:
+        raise FormatError(path, "protocol", str(error)) from None
+
+
+def _study(path: Path, index: int, table: dict, normalisation: str) -> CohortStudy:
+    where = f"study {table['id']!r}" if "id" in table else f"study #{index + 1}"
+
+    def fail(key: str, message: str) -> FormatError:
+        return FormatError(path, where, f"key {key!r}: {message}")
+
+    unknown = set(table) - set(_REQUIRED) - set(_OPTIONAL)
+    if unknown:
+        raise FormatError(path, where, f"unknown key(s) {', '.join(sorted(unknown))}; "
+                                       f"known: {', '.join(_REQUIRED + _OPTIONAL)}")
+    for key in _REQUIRED:
+        if key not in table:
+            raise FormatError(path, where, f"missing key {key!r}")
+    study_id = table["id"]
+    if not isinstance(study_id, str) or not _ID_PATTERN.match(study_id):
+        raise fail("id", "must be a string of letters, digits, '.', '_' or '-' (it names the output folder)")
+    raw = _existing(path, table["raw"], "file", lambda message: fail("raw", message))
+    if raw.suffix.lower() not in STUDY_READERS:
+        raise fail("raw", f"{raw.name}: petrecon reads study containers ({', '.join(STUDY_READERS)})")
+    sources = [key for key in ("ct", "dixon", "mumap") if key in table]
+    if len(sources) > 1:
+        raise fail(sources[1], f"give at most one mu-map source, not {' and '.join(sources)}")
+    mu = MuMapSource()
+    if sources == ["ct"]:
+        mu = MuMapSource("ct", (_existing(path, table["ct"], "folder", lambda m: fail("ct", m)),))
+    elif sources == ["dixon"]:
+        folders = table["dixon"]
+        if not isinstance(folders, list) or len(folders) != 2:
+            raise fail("dixon", "must be [WATERDIR, FATDIR]")
+        mu = MuMapSource("dixon", tuple(_existing(path, f, "folder", lambda m: fail("dixon", m)) for f in folders))
+    elif sources == ["mumap"]:
+        mu = MuMapSource("mumap", (_existing(path, table["mumap"], "file", lambda m: fail("mumap", m)),))
+    patient = PatientData(
+        weight_kg=_positive(table, "weight_kg", fail),
+        sex=_sex(table["sex"], fail),
+        injected_dose_bq=_positive(table, "injected_dose_mbq", fail) * 1e6,
+        injection_time=_local_time(table["injection_time"], lambda m: fail("injection_time", m)),
+        height_m=_positive(table, "height_m", fail) if "height_m" in table else None,
+        scan_time=_local_time(table["scan_time"], lambda m: fail("scan_time", m)) if "scan_time" in table else None)
+    if patient.scan_time is not None and patient.scan_time < patient.injection_time:
+        raise fail("scan_time", "is before the injection time")
+    if normalisation != "bw" and patient.height_m is None:
+        raise fail("height_m", f"is needed for the {normalisation} SUV normalisation")
+    rois = table.get("rois", [])
+    if not isinstance(rois, list) or not all(isinstance(r, str) for r in rois):
+        raise fail("rois", 'must be a list of strings such as ["sphere:0,0,0,10"]')
+    for roi in rois:
+        try:
+            parse_roi(roi)
+        except PetreconError as error:
+            raise fail("rois", str(error)) from None
+    return CohortStudy(study_id, raw, mu, patient, tuple(rois))
+
+
+def _existing(cohort_path: Path, value, kind: str, fail) -> Path:
+    if not isinstance(value, str) or not value:
+        raise fail(f"must be a path (string) to a {kind}")
+    candidate = Path(value).expanduser()
+    candidate = candidate if candidate.is_absolute() else cohort_path.parent / candidate
+    exists = candidate.is_file() if kind == "file" else candidate.is_dir()
+    if not exists:
+        raise fail(f"{candidate} is not an existing {kind}")
+    return candidate.resolve()
+
+
+def _positive(table: dict, key: str, fail) -> float:
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise fail(key, f"must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _sex(value, fail) -> str:
+    if value not in ("M", "F", "O"):
+        raise fail("sex", f"must be M, F or O, got {value!r}")
+    return value
+
+
+def _local_time(value, fail) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise fail(f"{value!r} is not an ISO 8601 date-time (2026-01-05T09:12:00)") from None
+    if not isinstance(value, dt.datetime):
+        raise fail(f"must be a date-time (2026-01-05T09:12:00), got {value!r}")
+    if value.tzinfo is not None:
+        raise fail("give the local time without a UTC offset (DICOM times are local)")
+    return value

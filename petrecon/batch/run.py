@@ -1,0 +1,255 @@
+"""Run a cohort on Dask distributed: one reconstruction per task, outputs gathered on the client.
+
+Cluster: an existing scheduler (``scheduler="tcp://host:8786"``), else a
+``distributed.LocalCluster`` made here: one worker per GPU when the CUDA
+backend is available (each worker sees its own device through
+``CUDA_VISIBLE_DEVICES``), else :func:`default_cpu_workers` CPU workers. Every
+worker runs one task at a time (``threads_per_worker=1``): a reconstruction
+is already parallel inside (numba threads or the GPU), so the cores are split
+between the worker processes through ``NUMBA_NUM_THREADS``. Dask's own worker
+logs are silenced below CRITICAL: petrecon reports every failure per study.
+
+A study that fails (after ``retries`` Dask retries) is reported with its id
+and one line, and the others finish. The client writes each study's outputs
+as its result arrives (:mod:`petrecon.batch.outputs`), then the cohort's
+``quantification.csv`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from petrecon import __version__
+from petrecon.batch.cohort import Cohort
+from petrecon.batch.outputs import CONTAINER_NAME, DICOM_FOLDER, write_study_outputs, write_table
+from petrecon.batch.worker import StudyFailed, one_line, reconstruct_cohort_study
+from petrecon.errors import ParameterError
+from petrecon.io.atomic import atomic_output
+
+LOG = logging.getLogger(__name__)
+CORES_PER_CPU_WORKER = 4
+"""Default cores per CPU worker: a reconstruction's numba kernels scale over a few cores, and each
+worker holds several sinograms (about 2 GB for an mMR span-11 study)."""
+
+
+@dataclass
+class BatchReport:
+    """The outcome of a batch: per study what was written or why it failed."""
+
+    out_dir: Path
+    succeeded: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    n_workers: int = 0
+    scheduler: str = ""
+    dashboard: str | None = None
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict:
+        return {"software": f"petrecon {__version__}", "out_dir": str(self.out_dir), "scheduler": self.scheduler,
+                "n_workers": self.n_workers, "wall_s": round(self.wall_s, 3), "n_succeeded": len(self.succeeded),
+                "n_failed": len(self.failed), "succeeded": self.succeeded,
+                "failed": [{k: v for k, v in f.items() if k != "details"} for f in self.failed]}
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"{s['id']:16s} ok      {s['seconds']:.1f} s on {s['worker']}" for s in self.succeeded]
+        lines += [f"{f['id']:16s} FAILED  {f['error']}" for f in self.failed]
+        lines.append(f"{len(self.succeeded)} of {len(self.succeeded) + len(self.failed)} studies reconstructed "
+                     f"in {self.wall_s:.1f} s on {self.n_workers} worker(s); outputs in {self.out_dir}")
+        return lines
+
+
+def default_cpu_workers(n_cores: int | None = None, n_studies: int | None = None) -> int:
+    """Number of CPU workers of a LocalCluster: one per :data:`CORES_PER_CPU_WORKER` cores, at least 1.
+
+    Examples
+    --------
+    >>> default_cpu_workers(16), default_cpu_workers(2), default_cpu_workers(16, n_studies=2)
+    (4, 1, 2)
+    """
+    n_cores = n_cores or os.cpu_count() or 1
+    workers = max(1, n_cores // CORES_PER_CPU_WORKER)
+    return workers if n_studies is None else max(1, min(workers, n_studies))
+
+
+def _local_cluster(n_workers: int | None, n_studies: int, processes: bool):
+    """A LocalCluster: one worker per GPU (if the CUDA backend is available), else CPU workers."""
+    from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
+
+    from petrecon.backend import cupy, resolve_backend
+
+    options = {"dashboard_address": ":0"}  # a free port: several clusters (and users) on one machine
+    if processes and resolve_backend() == "cuda":
+        n_gpus = cupy().cuda.runtime.getDeviceCount()
+        n_workers = n_gpus if n_workers is None else n_workers
+        workers = {i: {"cls": Nanny, "options": {"nthreads": 1, "silence_logs": logging.CRITICAL,
+                                                 "env": {"CUDA_VISIBLE_DEVICES": str(i % n_gpus)}}}
+                   for i in range(n_workers)}
+        LOG.info("LocalCluster: %d GPU worker(s) on %d GPU(s)", n_workers, n_gpus)
+        return SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": options},
+                           silence_logs=logging.CRITICAL)
+    n_workers = default_cpu_workers(n_studies=n_studies) if n_workers is None else n_workers
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    extra = {"env": {"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}} if processes else {}
+    LOG.info("LocalCluster: %d CPU worker(s), %d numba thread(s) each", n_workers, threads)
+    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
+                        silence_logs=logging.CRITICAL, **options, **extra)
+
+
+@contextlib.contextmanager
+def open_client(scheduler: str | None = None, *, n_workers: int | None = None, n_studies: int = 1,
+                processes: bool = True) -> Iterator:
+    """A ``distributed.Client`` on ``scheduler``, or on a LocalCluster made (and closed) here."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ParameterError("petrecon batch needs Dask distributed: pip install 'petrecon[dask]'") from None
+    if n_workers is not None and n_workers < 1:
+        raise ParameterError(f"--workers must be >= 1, got {n_workers}")
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as error:
+            raise ParameterError(f"cannot reach the Dask scheduler {scheduler} ({error})") from None
+        with client:
+            yield client
+        return
+    with _local_cluster(n_workers, n_studies, processes) as cluster, Client(cluster) as client:
+        yield client
+
+
+def check_outputs(cohort: Cohort, out_dir: Path, overwrite: bool) -> None:
+    """Refuse, before any work, to overwrite earlier outputs (unless ``overwrite``)."""
+    if overwrite:
+        return
+    targets = [out_dir / "quantification.csv", out_dir / "summary.json"]
+    targets += [out_dir / s.id / name for s in cohort.studies for name in (CONTAINER_NAME, DICOM_FOLDER)]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing:
+        raise ParameterError(f"{existing[0]} exists (and {len(existing) - 1} more outputs); "
+                             "pass --overwrite to replace them")
+
+
+def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | None = None,
+              n_workers: int | None = None, retries: int = 0, overwrite: bool = False, progress: bool = True,
+              processes: bool = True, on_start: Callable[[str, str | None], None] | None = None) -> BatchReport:
+    """Reconstruct every study of ``cohort`` on Dask; write the outputs to ``out_dir``.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        From :func:`petrecon.batch.cohort.read_cohort`.
+    out_dir : path-like
+        Output folder (created): ``<study id>/recon.h5``, ``<study id>/dicom/``,
+        ``quantification.csv``, ``summary.json``.
+    scheduler : str, optional
+        Address of an existing Dask scheduler; None makes a LocalCluster.
+    n_workers : int, optional
+        Workers of the LocalCluster (default: one per GPU, else :func:`default_cpu_workers`).
+    retries : int
+        Dask retries of a failed task (a study that fails deterministically fails ``retries + 1`` times).
+    overwrite : bool
+        Replace earlier outputs.
+    progress : bool
+        Progress bar over completed studies.
+    processes : bool
+        LocalCluster workers in separate processes (True) or threads of this one.
+    on_start : callable, optional
+        Called as ``on_start(scheduler_address, dashboard_link)`` once the cluster is up.
+
+    Returns
+    -------
+    BatchReport
+        ``ok`` is False when any study failed; the others' outputs are written.
+
+    Notes
+    -----
+    Worker processes are started by spawning: a script that calls this
+    function must do so under ``if __name__ == "__main__":``.
+    """
+    from distributed import as_completed
+
+    if retries < 0:
+        raise ParameterError(f"--retries must be >= 0, got {retries}")
+    out_dir = Path(out_dir)
+    check_outputs(cohort, out_dir, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    report = BatchReport(out_dir)
+    studies = {s.id: s for s in cohort.studies}
+    with open_client(scheduler, n_workers=n_workers, n_studies=len(studies), processes=processes) as client:
+        report.scheduler = client.scheduler.address
+        report.n_workers = len(client.scheduler_info()["workers"])
+        has_dashboard = scheduler is not None or importlib.util.find_spec("bokeh") is not None
+        report.dashboard = client.dashboard_link if has_dashboard else None
+        if on_start:
+            on_start(report.scheduler, report.dashboard)
+        logger = logging.getLogger("petrecon")
+        client.run(_configure_worker_logging, logger.getEffectiveLevel(),
+                   next((h.formatter for h in logger.handlers if h.formatter is not None), None))
+        futures = {client.submit(reconstruct_cohort_study, study, cohort.protocol, key=f"petrecon-{study.id}",
+                                 retries=retries, pure=False): study.id for study in cohort.studies}
+        with tqdm(total=len(futures), desc="studies", unit="study", disable=not progress) as bar:
+            for future in as_completed(futures):
+                study = studies[futures[future]]
+                _gather_one(future, study, cohort, out_dir, overwrite, report)
+                future.release()
+                bar.update()
+    report.failed.sort(key=lambda f: f["id"])
+    report.succeeded.sort(key=lambda s: s["id"])
+    report.wall_s = time.perf_counter() - started
+    write_table(out_dir / "quantification.csv", report.rows, overwrite=overwrite)
+    with atomic_output(out_dir / "summary.json", overwrite=overwrite) as temporary:
+        temporary.write_text(json.dumps({**report.to_dict(), "cohort": str(cohort.path),
+                                         "protocol_source": cohort.protocol_source,
+                                         "protocol": cohort.protocol.to_dict(),
+                                         "normalisation": cohort.normalisation}, indent=2, default=str))
+    return report
+
+
+def _configure_worker_logging(level: int, formatter: logging.Formatter | None) -> None:
+    """Give a worker's ``petrecon`` logger the client's level (``--quiet``, ``--log-level``) and line format."""
+    logger = logging.getLogger("petrecon")
+    logger.setLevel(level)
+    if formatter is not None and not any(getattr(h, "petrecon_batch", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter)
+        handler.petrecon_batch = True
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def _gather_one(future, study, cohort: Cohort, out_dir: Path, overwrite: bool, report: BatchReport) -> None:
+    """Write one study's outputs from its finished task, or record why it failed."""
+    try:
+        outcome = future.result()
+        rows = write_study_outputs(outcome, study, out_dir / study.id, normalisation=cohort.normalisation,
+                                   overwrite=overwrite)
+    except StudyFailed as error:
+        report.failed.append({"id": study.id, "error": str(error), "details": error.details})
+        LOG.warning("%s", error)
+        return
+    except Exception as error:  # a lost worker (KilledWorker), a write or quantification error: report, go on
+        report.failed.append({"id": study.id, "error": f"{study.id}: {one_line(error)}", "details": ""})
+        LOG.warning("%s: %s", study.id, one_line(error))
+        return
+    report.rows.extend(rows)
+    report.succeeded.append({"id": study.id, "seconds": round(outcome.seconds, 3), "worker": outcome.worker,
+                             "corrected_image": list(outcome.corrected),
+                             "outputs": [str(out_dir / study.id / CONTAINER_NAME),
+                                         str(out_dir / study.id / DICOM_FOLDER)]})
+    LOG.info("%s: written to %s", study.id, out_dir / study.id)
