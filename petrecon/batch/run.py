@@ -35,6 +35,7 @@ from petrecon.batch.outputs import CONTAINER_NAME, DICOM_FOLDER, write_study_out
 from petrecon.batch.worker import StudyFailed, one_line, reconstruct_cohort_study
 from petrecon.errors import ParameterError
 from petrecon.io.atomic import atomic_output
+from petrecon.logs import LOGGER_NAME, LineFormatter, configure_logging
 
 LOG = logging.getLogger(__name__)
 CORES_PER_CPU_WORKER = 4
@@ -198,9 +199,9 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
         report.dashboard = client.dashboard_link if has_dashboard else None
         if on_start:
             on_start(report.scheduler, report.dashboard)
-        logger = logging.getLogger("petrecon")
+        logger = logging.getLogger(LOGGER_NAME)
         client.run(_configure_worker_logging, logger.getEffectiveLevel(),
-                   next((h.formatter for h in logger.handlers if h.formatter is not None), None))
+                   any(isinstance(h.formatter, LineFormatter) for h in logger.handlers))
         futures = {client.submit(reconstruct_cohort_study, study, cohort.protocol, key=f"petrecon-{study.id}",
                                  retries=retries, pure=False): study.id for study in cohort.studies}
         with tqdm(total=len(futures), desc="studies", unit="study", disable=not progress) as bar:
@@ -221,16 +222,13 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
     return report
 
 
-def _configure_worker_logging(level: int, formatter: logging.Formatter | None) -> None:
-    """Give a worker's ``petrecon`` logger the client's level (``--quiet``, ``--log-level``) and line format."""
-    logger = logging.getLogger("petrecon")
-    logger.setLevel(level)
-    if formatter is not None and not any(getattr(h, "petrecon_batch", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(formatter)
-        handler.petrecon_batch = True
-        logger.addHandler(handler)
-        logger.propagate = False
+def _configure_worker_logging(level: int, line_format: bool) -> None:
+    """Give a worker's ``petrecon`` logger the client's level (``--quiet``, ``--log-level``) and, where the
+    client prints one-line records (the command line), the same line format."""
+    if line_format:
+        configure_logging(level)
+    else:
+        logging.getLogger(LOGGER_NAME).setLevel(level)
 
 
 def _gather_one(future, study, cohort: Cohort, out_dir: Path, overwrite: bool, report: BatchReport) -> None:

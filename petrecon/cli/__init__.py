@@ -23,6 +23,7 @@ import sys
 from petrecon import __version__
 from petrecon.cli import attenuation, basics, batch, bench, harmonize, io, quant, recon, simulate, tac
 from petrecon.errors import PetreconError
+from petrecon.logs import configure_logging
 
 EPILOG = """\
 examples:
@@ -37,27 +38,6 @@ exit codes: 0 success, 1 some studies of a batch failed, 2 bad input (one line '
 130 interrupted."""
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
-
-
-class _LevelFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"petrecon: {record.levelname.lower()}: {record.getMessage()}"
-
-
-_handler: logging.Handler | None = None
-
-
-def configure_logging(level: int) -> None:
-    """Send the ``petrecon`` logger's records at ``level`` and above to stderr, one line each."""
-    global _handler
-    logger = logging.getLogger("petrecon")
-    if _handler is not None:
-        logger.removeHandler(_handler)
-    _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(_LevelFormatter())
-    logger.addHandler(_handler)
-    logger.setLevel(level)
-    logger.propagate = False
 
 
 def _add_global_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default) -> None:
