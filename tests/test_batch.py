@@ -232,3 +232,30 @@ def test_a_failed_study_crosses_process_boundaries_with_its_traceback():
 
     failure = pickle.loads(pickle.dumps(StudyFailed("P7: file.h5: file: does not exist", "Traceback ...")))
     assert str(failure) == "P7: file.h5: file: does not exist" and failure.details == "Traceback ..."
+
+
+def test_a_listmode_study_is_histogrammed_and_its_missing_corrections_recorded(tmp_path):
+    """Raw PETLINK list-mode (prompts and delays only: no normalisation, no mu-map) with scanner and isotope in the cohort: the batch
+    reconstructs it like ``open_study`` + ``reconstruct_study`` and records the corrections it could not apply."""
+    from distributed import LocalCluster
+
+    from petrecon.io.study_input import open_study, plan_corrections
+    from petrecon.simulate.acquisition import simulate_to_file
+
+    study, _ = simulate_to_file(tmp_path / "s.h5", "uniform-cylinder", scanner="test", duration_s=30.0, seed=3,
+                                listmode=True, progress=False)
+    calibration = 1.0 / study.container.attributes["sensitivity_cps_per_bq_per_ml_mm"]
+    (tmp_path / "protocol.toml").write_text(PROTOCOL + f"[calibration]\nbq_per_ml_per_unit = {calibration!r}\n")
+    (tmp_path / "cohort.toml").write_text('protocol = "protocol.toml"\n'
+                                          + _study_table("LM", "s.l", extra='scanner = "test"\nisotope = "F18"\n'))
+    cohort = read_cohort(tmp_path / "cohort.toml")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        report = run_batch(cohort, tmp_path / "out", scheduler=cluster.scheduler_address, progress=False)
+    assert report.ok, report.failed
+    written = read_container(tmp_path / "out" / "LM" / CONTAINER_NAME)
+    assert {"normalisation", "attenuation"} <= set(written.provenance["corrections_not_applied"])
+    raw = open_study(tmp_path / "s.l", scanner="test", progress=False)
+    raw.attributes["isotope"] = "F18"  # list-mode does not name its isotope: the cohort's
+    protocol, _ = plan_corrections(raw, cohort.protocol)
+    direct = reconstruct_study(raw, protocol, progress=False)
+    np.testing.assert_array_equal(written.volumes["activity_bq_per_ml"].data, direct.volume.data)  # same process

@@ -7,7 +7,10 @@ A cohort is a TOML file; relative paths resolve against its folder::
 
     [[study]]
     id = "P001"                         # letters, digits, '.', '_' and '-': the output folder's name
-    raw = "raw/P001.h5"                 # study container (petrecon simulate / histogram)
+    raw = "raw/P001.h5"                 # any input petrecon recon reads: study container, Interfile,
+                                        # PETLINK list-mode, Siemens wrapper or export folder, PETSIRD
+    scanner = "mmr"                     # optional: for inputs that do not name their scanner
+    isotope = "Ga68"                    # optional: for inputs that do not name their isotope
     ct = "ct/P001"                      # mu-map source, at most one of: ct = DICOMDIR,
                                         # dixon = [WATERDIR, FATDIR], mumap = FILE.h5;
                                         # none: the study's own attenuation
@@ -35,15 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from petrecon.errors import FormatError, PetreconError
+from petrecon.geometry import SCANNERS
+from petrecon.isotopes import get_isotope
+from petrecon.io.study_input import detect_format
 from petrecon.quant.report import parse_roi
 from petrecon.quant.suv import NORMALISATIONS
 from petrecon.recon.protocol import ReconstructionProtocol
 
-STUDY_READERS = (".h5", ".hdf5")
-"""Suffixes of the raw data :func:`petrecon.batch.worker.read_study` reads (petrecon study containers)."""
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REQUIRED = ("id", "raw", "weight_kg", "sex", "injected_dose_mbq", "injection_time")
-_OPTIONAL = ("height_m", "scan_time", "rois", "ct", "dixon", "mumap")
+_OPTIONAL = ("scanner", "isotope", "height_m", "scan_time", "rois", "ct", "dixon", "mumap")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class CohortStudy:
     mu: MuMapSource
     patient: PatientData
     rois: tuple[str, ...] = ()
+    scanner: str | None = None
+    isotope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,9 +172,16 @@ def _study(path: Path, index: int, table: dict, normalisation: str) -> CohortStu
     study_id = table["id"]
     if not isinstance(study_id, str) or not _ID_PATTERN.match(study_id):
         raise fail("id", "must be a string of letters, digits, '.', '_' or '-' (it names the output folder)")
-    raw = _existing(path, table["raw"], "file", lambda message: fail("raw", message))
-    if raw.suffix.lower() not in STUDY_READERS:
-        raise fail("raw", f"{raw.name}: petrecon reads study containers ({', '.join(STUDY_READERS)})")
+    raw = _raw_input(path, table["raw"], lambda message: fail("raw", message))
+    scanner = table.get("scanner")
+    if scanner is not None and scanner not in SCANNERS:
+        raise fail("scanner", f"unknown scanner {scanner!r}; known: {', '.join(SCANNERS)}")
+    isotope = table.get("isotope")
+    if isotope is not None:
+        try:
+            isotope = get_isotope(isotope).name
+        except PetreconError as error:
+            raise fail("isotope", str(error)) from None
     sources = [key for key in ("ct", "dixon", "mumap") if key in table]
     if len(sources) > 1:
         raise fail(sources[1], f"give at most one mu-map source, not {' and '.join(sources)}")
@@ -201,14 +214,29 @@ def _study(path: Path, index: int, table: dict, normalisation: str) -> CohortStu
             parse_roi(roi)
         except PetreconError as error:
             raise fail("rois", str(error)) from None
-    return CohortStudy(study_id, raw, mu, patient, tuple(rois))
+    return CohortStudy(study_id, raw, mu, patient, tuple(rois), scanner, isotope)
+
+
+def _raw_input(cohort_path: Path, value, fail) -> Path:
+    """The raw data path: a file or a Siemens export folder of a format :func:`open_study` reads."""
+    kind = "folder" if isinstance(value, str) and value and _resolve(cohort_path, value).is_dir() else "file"
+    raw = _existing(cohort_path, value, kind, fail)
+    try:
+        detect_format(raw)
+    except FormatError as error:
+        raise fail(str(error)) from None
+    return raw
+
+
+def _resolve(cohort_path: Path, value: str) -> Path:
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else cohort_path.parent / candidate
 
 
 def _existing(cohort_path: Path, value, kind: str, fail) -> Path:
     if not isinstance(value, str) or not value:
         raise fail(f"must be a path (string) to a {kind}")
-    candidate = Path(value).expanduser()
-    candidate = candidate if candidate.is_absolute() else cohort_path.parent / candidate
+    candidate = _resolve(cohort_path, value)
     exists = candidate.is_file() if kind == "file" else candidate.is_dir()
     if not exists:
         raise fail(f"{candidate} is not an existing {kind}")

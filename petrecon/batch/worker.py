@@ -20,10 +20,10 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 
 from petrecon.batch.cohort import CohortStudy, MuMapSource
-from petrecon.errors import PetreconError
+from petrecon.errors import ParameterError, PetreconError
+from petrecon.isotopes import get_isotope
 from petrecon.io.container import Container, make_provenance, read_container
 from petrecon.recon.protocol import ReconstructionProtocol
 from petrecon.volume import Volume
@@ -65,9 +65,18 @@ def worker_name() -> str:
         return socket.gethostname()
 
 
-def read_study(path: str | Path) -> Container:
-    """The raw data of a study, by suffix (:data:`petrecon.batch.cohort.STUDY_READERS`): a study container."""
-    return read_container(path)
+def read_study(study: CohortStudy) -> Container:
+    """The raw data of a study as a study container (any input :func:`~petrecon.io.study_input.open_study`
+    reads; list-mode histogrammed)."""
+    from petrecon.io.study_input import open_study
+
+    container = open_study(study.raw, scanner=study.scanner, progress=False)
+    if study.isotope is not None:
+        recorded = container.attributes.get("isotope")
+        if recorded is not None and get_isotope(str(recorded)).name != study.isotope:
+            raise ParameterError(f"study {study.id}: the cohort says {study.isotope}, {study.raw} says {recorded}")
+        container.attributes["isotope"] = study.isotope
+    return container
 
 
 def load_mu_map(source: MuMapSource) -> Volume | None:
@@ -97,18 +106,23 @@ def one_line(error: BaseException) -> str:
 
 def reconstruct_cohort_study(study: CohortStudy, protocol: ReconstructionProtocol) -> StudyOutcome:
     """Reconstruct one study of a cohort (the Dask task); errors become :class:`StudyFailed`."""
+    from petrecon.io.study_input import plan_corrections
     from petrecon.recon.study import reconstruct_study
 
     started = time.perf_counter()
     try:
         LOG.info("study %s: reading %s", study.id, study.raw)
-        container = read_study(study.raw)
+        container = read_study(study)
         mu = load_mu_map(study.mu)
+        protocol, not_applied = plan_corrections(container, protocol, mu_given=mu is not None)
+        for name, reason in not_applied.items():
+            LOG.warning("study %s: %s correction off: %s", study.id, name, reason)
         result = reconstruct_study(container, protocol, mu=mu, progress=False)
         inputs = [study.raw, *study.mu.paths] if study.mu.kind == "mumap" else [study.raw]
         provenance = make_provenance(protocol=protocol, scanner=container.layout.scanner.name, input_files=inputs,
                                      corrected_image=list(result.corrected), mu_map_source=study.mu.kind,
-                                     mu_map_inputs=[str(p) for p in study.mu.paths])
+                                     mu_map_inputs=[str(p) for p in study.mu.paths],
+                                     corrections_not_applied=not_applied)
     except Exception as error:
         raise StudyFailed(f"{study.id}: {one_line(error)}", traceback.format_exc()) from None
     seconds = time.perf_counter() - started
