@@ -33,6 +33,7 @@ the formulation maps one-to-one onto GPU threads.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -50,6 +51,8 @@ from petrecon.volume import ImageGrid, Volume
 
 MM_PER_CM = 10.0
 ANGLE_TABLE_SIZE = 2048
+MIN_TRANSAXIAL_DETECTORS = 56
+"""Default transaxial sampling of the scatter detectors: at most 6.4 degrees apart."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,16 @@ class ScatterSettings:
     ----------
     scatter_voxel_mm : float
         Voxel size of the coarse grid of scatter points and line integrals.
-    crystal_step : int
+    crystal_step : int or None
         Every ``crystal_step``-th crystal of a ring is a scatter detector
-        (must divide the crystals per ring).
+        (must divide the crystals per ring). None: the largest step that
+        keeps at least :data:`MIN_TRANSAXIAL_DETECTORS` per ring (mMR: 9, mCT:
+        12, Biograph 64: 8, the 112-crystal test ring: 2). A fixed step of 8
+        leaves 14 detectors (26 degrees apart) on a small ring, where the
+        interpolation misses the peak of the scatter: -33 % in the body
+        after the tail fit, against -6 % with 28 and +7 % with 56 detectors
+        (tests/test_corrections_scatter.py, against the simulator's
+        single-scatter integral).
     n_axial_detectors : int
         Detector rings, spread evenly from the first to the last ring.
     mu_threshold_per_cm : float
@@ -73,7 +83,7 @@ class ScatterSettings:
     """
 
     scatter_voxel_mm: float = 12.0
-    crystal_step: int = 8
+    crystal_step: int | None = None
     n_axial_detectors: int = 9
     mu_threshold_per_cm: float = 0.01
     energy_resolution: float = 0.15
@@ -105,6 +115,10 @@ def single_scatter(activity: Volume, mu: Volume, layout: SinogramLayout,
     if layout.use_tof:
         raise GeometryError("single scatter simulation supports non-TOF layouts only")
     scanner = layout.scanner
+    if settings.crystal_step is None:
+        n = scanner.n_crystals_per_ring
+        step = max(k for k in range(1, n + 1) if n % k == 0 and n // k >= min(n, MIN_TRANSAXIAL_DETECTORS))
+        settings = dataclasses.replace(settings, crystal_step=step)
     if settings.crystal_step < 1 or scanner.n_crystals_per_ring % settings.crystal_step:
         raise ParameterError(f"crystal_step {settings.crystal_step} must divide {scanner.n_crystals_per_ring}")
     if settings.n_axial_detectors < 2 or settings.scatter_voxel_mm <= 0:
