@@ -69,10 +69,10 @@ class ScatterSettings:
         keeps at least :data:`MIN_TRANSAXIAL_DETECTORS` per ring (mMR: 9, mCT:
         12, Biograph 64: 8, the 112-crystal test ring: 2). A fixed step of 8
         leaves 14 detectors (26 degrees apart) on a small ring, where the
-        interpolation misses the peak of the scatter: -33 % in the body
-        after the tail fit, against -6 % with 28 and +7 % with 56 detectors
-        (tests/test_corrections_scatter.py, against the simulator's
-        single-scatter integral).
+        interpolation misses the peak of the scatter: -39 % in the body
+        after the tail fit, against -12 % with 28 and -1.8 % with 56
+        detectors (tests/test_corrections_scatter.py, against the
+        simulator's single-scatter integral).
     n_axial_detectors : int
         Detector rings, spread evenly from the first to the last ring.
     mu_threshold_per_cm : float
