@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from petrecon import __version__
-from petrecon.cli import attenuation, basics, harmonize, io, quant, recon, simulate
+from petrecon.cli import attenuation, basics, harmonize, io, norm, quant, recon, simulate
 from petrecon.errors import PetreconError
 
 
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    for group in (basics, io, attenuation, recon, harmonize, quant, simulate):
+    for group in (basics, io, attenuation, recon, harmonize, quant, simulate, norm):
         group.register(commands)
     return parser
 
