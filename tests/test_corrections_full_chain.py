@@ -1,0 +1,73 @@
+"""The whole chain on the NEMA IEC phantom with scatter and randoms: true corrections against estimated ones.
+
+The phantom (18F, NU 2 ratio 4:1) is simulated noise-free on an axially short
+mMR (16 rings: the sphere plane and the NU 2 slices at +-2 cm fit; views
+mashed by 6) with the physical single-scatter truth and randoms from singles,
+then reconstructed twice: with the simulator's randoms and scatter, and with
+randoms from the delays and scatter by single-scatter simulation + tail fit
+(normalisation known). Noise-free data isolate the biases from the noise.
+
+The lung residual of a cold insert converges slowly under OSEM (it is reached
+by multiplicative updates from the background): the protocol here makes the
+updates needed (42 subsets of one view, 8 iterations: 336 updates) instead
+of the clinical 4 x 8 = 32; the residual against the number of updates is in
+README.md (Corrections).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from petrecon.geometry import SinogramLayout, get_scanner
+from petrecon.quant.nema import analyse_nema
+from petrecon.recon.protocol import CorrectionSettings, ReconstructionProtocol
+from petrecon.recon.study import reconstruct_study
+from petrecon.simulate.acquisition import simulate_study
+from petrecon.volume import ImageGrid
+
+SCANNER = dataclasses.replace(get_scanner("mmr"), n_rings=16, virtual_ring_positions=())
+LAYOUT = SinogramLayout(SCANNER, 11, 15, 200, 6)
+GRID = ImageGrid.centred((80, 80, 16), (2 * SCANNER.nominal_radial_bin_size_mm,) * 2 + (SCANNER.ring_spacing_mm,))
+N_ITERATIONS, N_SUBSETS = 8, 42
+
+
+@pytest.fixture(scope="module")
+def study():
+    return simulate_study("nema-iec", scanner=LAYOUT, noise=False, grid=GRID, progress=False).container
+
+
+def _protocol(**corrections) -> ReconstructionProtocol:
+    protocol = ReconstructionProtocol(image_shape=GRID.shape, voxel_size_mm=GRID.voxel_size_mm,
+                                      corrections=CorrectionSettings(**corrections))
+    return dataclasses.replace(protocol, osem=dataclasses.replace(protocol.osem, n_iterations=N_ITERATIONS,
+                                                                  n_subsets=N_SUBSETS))
+
+
+def _background_truth(study) -> float:
+    truth = study.volumes["activity_bq_per_ml"].data
+    return float(np.median(truth[truth > 0]))  # the background fills most of the phantom
+
+
+def test_iec_with_true_corrections_background_within_3_percent_and_lung_residual_below_5(study):
+    result = reconstruct_study(study, _protocol(), progress=False)
+    nema = analyse_nema(result.volume, activity_ratio=4.0)
+    assert {"NORM", "ATTN", "RAN", "SCAT", "DECY"} <= set(result.corrected)
+    # The requirement's 3 % (noise-free: the chain's calibration and the ROIs' partial volume; measured BG_TRUE).
+    assert nema.background_mean == pytest.approx(_background_truth(study), rel=0.03)
+    # NU 2 lung residual (30 mm ROI in the 50 mm insert, 5 slices): the requirement's 5 % (measured LUNG_TRUE).
+    assert nema.lung_residual_percent < 5.0
+
+
+def test_iec_with_estimated_randoms_and_scatter_background_within_3_percent_and_lung_below_5(study):
+    estimated = dataclasses.replace(study, sinograms={k: v for k, v in study.sinograms.items()
+                                                      if k not in ("randoms", "scatter")})
+    result = reconstruct_study(estimated, _protocol(scatter_rounds=1), progress=False)
+    nema = analyse_nema(result.volume, activity_ratio=4.0)
+    assert "SCAT" in result.corrected and "RAN" in result.corrected
+    # Randoms from the delays (fan-sum fit) and scatter from one round of SSS + tail fit on the first image.
+    # Measured: background BG_EST, lung residual LUNG_EST.
+    assert nema.background_mean == pytest.approx(_background_truth(study), rel=0.03)
+    assert nema.lung_residual_percent < 5.0
