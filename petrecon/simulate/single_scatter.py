@@ -62,10 +62,7 @@ import numpy as np
 
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout
-from petrecon.recon.corrections.compton import (
-    ELECTRON_REST_ENERGY_KEV, klein_nishina_differential_cm2_per_sr, klein_nishina_total_cm2, scattered_energy_kev,
-    window_efficiency,
-)
+from petrecon.recon.corrections.compton import ELECTRON_REST_ENERGY_KEV, compton_angle_tables, window_efficiency
 from petrecon.simulate.phantom import PackedPhantom
 from petrecon.simulate.raytrace import line_integrals, voxel_means
 
@@ -164,7 +161,7 @@ def scatter_truth_sinogram(layout: SinogramLayout, packed: PackedPhantom, activi
     if len(points) == 0:
         return np.zeros(layout.shape, np.float32)
     legs = _legs(points, detectors, normals, packed, activity, mu_per_mm)
-    cos_table, tables = _angle_tables(scanner.energy_window_kev, resolution)
+    cos_table, tables = compton_angle_tables(scanner.energy_window_kev, resolution, ANGLE_TABLE_SIZE)
     n_transaxial = scanner.n_crystals_per_ring // settings.crystal_step
     pair_a, pair_b = _pairs(layout, settings.crystal_step, n_transaxial, len(axial_index))
     values = np.zeros(len(pair_a), np.float64)
@@ -239,17 +236,6 @@ def _legs(points, detectors, normals, packed, activity, mu_per_mm):
     arrays = (solid, stopping, integrals[..., 0], integrals[..., 1], direction[..., 0], direction[..., 1],
               direction[..., 2])
     return tuple(np.ascontiguousarray(a, np.float32) for a in arrays)
-
-
-def _angle_tables(energy_window_kev: tuple[float, float], energy_resolution: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per cos(theta): KN / sigma_511 (1/sr) x w(511) x w(E'), and sigma_KN(E') / sigma_KN(511)."""
-    cos_theta = np.linspace(-1.0, 1.0, ANGLE_TABLE_SIZE)
-    energy = scattered_energy_kev(cos_theta)
-    sigma_511 = klein_nishina_total_cm2(ELECTRON_REST_ENERGY_KEV)
-    angular = (klein_nishina_differential_cm2_per_sr(cos_theta) / sigma_511
-               * window_efficiency(ELECTRON_REST_ENERGY_KEV, energy_window_kev, energy_resolution)
-               * window_efficiency(energy, energy_window_kev, energy_resolution))
-    return cos_theta, np.stack([angular, klein_nishina_total_cm2(energy) / sigma_511])
 
 
 def _pairs(layout: SinogramLayout, crystal_step: int, n_transaxial: int, n_axial: int) -> tuple[np.ndarray, np.ndarray]:

@@ -77,3 +77,26 @@ def window_efficiency(energy_kev, energy_window_kev: tuple[float, float], energy
     fwhm = energy_resolution * ELECTRON_REST_ENERGY_KEV * np.sqrt(energy / ELECTRON_REST_ENERGY_KEV)
     sigma_root2 = fwhm / FWHM_PER_SIGMA * np.sqrt(2)
     return 0.5 * (erf((high - energy) / sigma_root2) - erf((low - energy) / sigma_root2))
+
+
+def compton_angle_tables(energy_window_kev: tuple[float, float], energy_resolution: float,
+                         n_angles: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Tables over ``cos(theta)`` in [-1, 1] for single-scatter integrals (Watson 2000).
+
+    Returns
+    -------
+    cos_theta : numpy.ndarray
+        ``n_angles`` equally spaced values.
+    tables : numpy.ndarray
+        ``(2, n_angles)``: the Klein-Nishina angular probability at 511 keV per sr
+        (``d sigma/d Omega / sigma(511)``) times the window acceptance of the
+        unscattered and of the scattered photon; and ``sigma(E') / sigma(511)``,
+        the factor that scales mu to the scattered energy.
+    """
+    cos_theta = np.linspace(-1.0, 1.0, n_angles)
+    energy = scattered_energy_kev(cos_theta)
+    sigma_511 = klein_nishina_total_cm2(ELECTRON_REST_ENERGY_KEV)
+    angular = (klein_nishina_differential_cm2_per_sr(cos_theta) / sigma_511
+               * window_efficiency(ELECTRON_REST_ENERGY_KEV, energy_window_kev, energy_resolution)
+               * window_efficiency(energy, energy_window_kev, energy_resolution))
+    return cos_theta, np.stack([angular, klein_nishina_total_cm2(energy) / sigma_511])

@@ -43,10 +43,7 @@ import numpy as np
 from petrecon.attenuation.resample import resample_to_grid, smooth_to_fwhm
 from petrecon.errors import GeometryError, ParameterError
 from petrecon.geometry import SinogramLayout
-from petrecon.recon.corrections.compton import (
-    ELECTRON_REST_ENERGY_KEV, klein_nishina_differential_cm2_per_sr, klein_nishina_total_cm2, scattered_energy_kev,
-    window_efficiency,
-)
+from petrecon.recon.corrections.compton import compton_angle_tables
 from petrecon.volume import ImageGrid, Volume
 
 MM_PER_CM = 10.0
@@ -135,7 +132,7 @@ def single_scatter(activity: Volume, mu: Volume, layout: SinogramLayout,
     volumes, origin = _crop_to_support(np.stack([mu_coarse, activity_coarse]), grid)
     integrals = np.empty((2, len(point_mm), len(detectors)), np.float32)
     _line_integrals(volumes, origin, np.asarray(grid.voxel_size_mm, np.float32), point_mm, detectors, integrals)
-    cos_table, tables = _angle_tables(scanner.energy_window_kev, settings.energy_resolution)
+    cos_table, tables = compton_angle_tables(scanner.energy_window_kev, settings.energy_resolution, ANGLE_TABLE_SIZE)
     n_transaxial = scanner.n_crystals_per_ring // settings.crystal_step
     pairs = np.zeros((len(detectors), len(detectors)), np.float32)
     _pair_sums(point_mm, point_weight, detectors, normals, integrals[0], integrals[1], cos_table[0],
@@ -215,18 +212,6 @@ def _detectors(layout: SinogramLayout, settings: ScatterSettings) -> tuple[np.nd
     normals = np.broadcast_to(normals, positions.shape)
     return (positions.reshape(-1, 3).astype(np.float32), np.ascontiguousarray(normals.reshape(-1, 3), np.float32),
             axial_rings)
-
-
-def _angle_tables(energy_window_kev: tuple[float, float], energy_resolution: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per cos(theta): KN / sigma(511) (1/sr) x eps(511) eps(E'), and the mu ratio sigma(E')/sigma(511)."""
-    cos_theta = np.linspace(-1.0, 1.0, ANGLE_TABLE_SIZE)
-    energy = scattered_energy_kev(cos_theta)
-    sigma_511 = klein_nishina_total_cm2(ELECTRON_REST_ENERGY_KEV)
-    angular = (klein_nishina_differential_cm2_per_sr(cos_theta) / sigma_511
-               * window_efficiency(ELECTRON_REST_ENERGY_KEV, energy_window_kev, energy_resolution)
-               * window_efficiency(energy, energy_window_kev, energy_resolution))
-    mu_ratio = klein_nishina_total_cm2(energy) / sigma_511
-    return cos_theta, np.stack([angular, mu_ratio]).astype(np.float32)
 
 
 @numba.njit(cache=True, fastmath=True)
