@@ -127,7 +127,7 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
     elif corrections.dead_time:
         LOG.warning("the study carries no deadtime_factors or live_fraction: dead time not corrected")
     estimate_scatter = corrections.scatter and "scatter" not in container.sinograms
-    mu_on_grid = _mu_on_grid(container, mu, grid) if estimate_scatter else None
+    mu_on_grid = _scatter_mu(container, mu) if estimate_scatter else None
     if estimate_scatter and mu_on_grid is None:
         raise ParameterError("scatter estimation needs a mu-map (give one, or turn scatter correction off)")
     acf = _attenuation(container, mu, layout) if corrections.attenuation or estimate_scatter else None
@@ -200,13 +200,9 @@ def _normalisation(container: Container, normalisation: Normalisation | None) ->
     return normalisation.sinogram()
 
 
-def _mu_on_grid(container: Container, mu: Volume | None, grid: ImageGrid) -> Volume | None:
-    from petrecon.attenuation.resample import resample_to_grid
-
-    source = mu if mu is not None else container.volumes.get("mu_per_cm")
-    if source is None:
-        return None
-    return source if source.grid == grid else resample_to_grid(source, grid)
+def _scatter_mu(container: Container, mu: Volume | None) -> Volume | None:
+    """The mu-map for scatter estimation, on its own grid (single scatter samples it beyond the image)."""
+    return mu if mu is not None else container.volumes.get("mu_per_cm")
 
 
 def _attenuation(container: Container, mu: Volume | None, layout) -> np.ndarray:

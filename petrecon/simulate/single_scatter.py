@@ -20,8 +20,8 @@ Ollinger, Phys Med Biol 41:153, 1996)::
 - ``eta_X(E) = w(E) (1 - exp(-mu_LSO d / cos_X))``: the energy-window
   acceptance ``w`` with the scanner's Gaussian energy resolution
   (:data:`ENERGY_RESOLUTION`) times the crystal's stopping probability at
-  the incidence angle ``cos_X`` (``d`` = :data:`CRYSTAL_DEPTH_MM` of LSO,
-  ``mu_LSO`` = :data:`LSO_MU_PER_MM`, taken at 511 keV for every energy: the
+  the incidence angle ``cos_X`` (``d`` = :data:`~petrecon.recon.corrections.compton.CRYSTAL_DEPTH_MM` of LSO,
+  ``mu_LSO`` = :data:`~petrecon.recon.corrections.compton.LSO_MU_PER_MM`, taken at 511 keV for every energy: the
   stopping of the scattered photons, whose energy is lower, is
   under-estimated by at most ~18 % at normal incidence);
 - ``cos_X / R_SX^2``: the solid angle of the crystal face seen from ``S``.
@@ -62,14 +62,12 @@ import numpy as np
 
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout
-from petrecon.recon.corrections.compton import ELECTRON_REST_ENERGY_KEV, compton_angle_tables, window_efficiency
+from petrecon.recon.corrections.compton import (
+    ELECTRON_REST_ENERGY_KEV, compton_angle_tables, crystal_stopping_probability, window_efficiency,
+)
 from petrecon.simulate.phantom import PackedPhantom
 from petrecon.simulate.raytrace import line_integrals, voxel_means
 
-CRYSTAL_DEPTH_MM = 20.0
-"""LSO crystal depth of every Biograph (4 x 4 x 20 mm, reference/scanners.md)."""
-LSO_MU_PER_MM = 1.0 / 11.5
-"""Linear attenuation of LSO at 511 keV (attenuation length 1.15 cm; Melcher & Schweitzer, IEEE TNS 39:502, 1992)."""
 ENERGY_RESOLUTION = {"mmr": 0.145, "mct": 0.115, "mct-tof": 0.115}
 """FWHM energy resolution at 511 keV: mMR 14.5 % (Delso et al., J Nucl Med 52:1914, 2011), mCT 11.5 %
 (Jakoby et al., Phys Med Biol 56:2375, 2011); other scanners :data:`DEFAULT_ENERGY_RESOLUTION`."""
@@ -231,7 +229,7 @@ def _legs(points, detectors, normals, packed, activity, mu_per_mm):
     distance = np.linalg.norm(offset, axis=-1)
     direction = offset / distance[..., None]
     cos_incidence = np.abs(np.einsum("dpk,dk->dp", direction, normals))
-    stopping = -np.expm1(-LSO_MU_PER_MM * CRYSTAL_DEPTH_MM / np.maximum(cos_incidence, 1e-6))
+    stopping = crystal_stopping_probability(cos_incidence)
     solid = cos_incidence / distance**2
     arrays = (solid, stopping, integrals[..., 0], integrals[..., 1], direction[..., 0], direction[..., 1],
               direction[..., 2])
@@ -292,7 +290,7 @@ def _interpolate_to_bins(grid: np.ndarray, layout: SinogramLayout, axial_index: 
     def detection(end, direction):
         inward = -end[..., :2] / np.linalg.norm(end[..., :2], axis=-1, keepdims=True)
         cos_incidence = np.abs(np.sum(direction[..., :2] * inward, axis=-1))
-        return cos_incidence * window_511 * -np.expm1(-LSO_MU_PER_MM * CRYSTAL_DEPTH_MM / cos_incidence)
+        return cos_incidence * window_511 * crystal_stopping_probability(cos_incidence)
 
     for first in range(0, layout.n_views, views_per_chunk):
         views = np.arange(first, min(first + views_per_chunk, layout.n_views))

@@ -23,6 +23,10 @@ from petrecon.operators import FWHM_PER_SIGMA
 
 ELECTRON_REST_ENERGY_KEV = 510.998950
 CLASSICAL_ELECTRON_RADIUS_CM = 2.8179403262e-13
+CRYSTAL_DEPTH_MM = 20.0
+"""LSO crystal depth of every Biograph (4 x 4 x 20 mm, reference/scanners.md)."""
+LSO_MU_PER_MM = 1.0 / 11.5
+"""Linear attenuation of LSO at 511 keV (attenuation length 1.15 cm; Melcher & Schweitzer, IEEE TNS 39:502, 1992)."""
 
 
 def scattered_energy_kev(cos_theta, energy_kev: float = ELECTRON_REST_ENERGY_KEV) -> np.ndarray:
@@ -100,3 +104,18 @@ def compton_angle_tables(energy_window_kev: tuple[float, float], energy_resoluti
                * window_efficiency(ELECTRON_REST_ENERGY_KEV, energy_window_kev, energy_resolution)
                * window_efficiency(energy, energy_window_kev, energy_resolution))
     return cos_theta, np.stack([angular, klein_nishina_total_cm2(energy) / sigma_511])
+
+
+def crystal_stopping_probability(cos_incidence) -> np.ndarray:
+    """Probability that a 511 keV photon entering a crystal at incidence ``cos_incidence`` interacts in it.
+
+    ``1 - exp(-mu_LSO d / cos)``: the path through the crystal's depth lengthens as the incidence
+    grows oblique (penetration into the neighbour crystal is not modelled).
+
+    Examples
+    --------
+    >>> round(float(crystal_stopping_probability(1.0)), 3)  # 20 mm LSO at normal incidence
+    0.824
+    """
+    cos_incidence = np.maximum(np.abs(np.asarray(cos_incidence, dtype=np.float64)), 1e-6)
+    return -np.expm1(-LSO_MU_PER_MM * CRYSTAL_DEPTH_MM / cos_incidence)
