@@ -127,8 +127,8 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
     elif corrections.dead_time:
         LOG.warning("the study carries no deadtime_factors or live_fraction: dead time not corrected")
     estimate_scatter = corrections.scatter and "scatter" not in container.sinograms
-    mu_on_grid = _scatter_mu(container, mu) if estimate_scatter else None
-    if estimate_scatter and mu_on_grid is None:
+    scatter_mu = _scatter_mu(container, mu) if estimate_scatter else None
+    if estimate_scatter and scatter_mu is None:
         raise ParameterError("scatter estimation needs a mu-map (give one, or turn scatter correction off)")
     acf = _attenuation(container, mu, layout) if corrections.attenuation or estimate_scatter else None
     multiplicative = efficiency * np.float32(duration_s)
@@ -151,7 +151,7 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
         image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem,
                      callback=callback if final else None)
         if not final:
-            unscaled = single_scatter(Volume(image, grid), mu_on_grid, layout)
+            unscaled = single_scatter(Volume(image, grid), scatter_mu, layout)
             scatter = fit_scatter_tails(unscaled, prompts, randoms, efficiency, acf).sinogram
     if scatter is not None:
         corrected.append("SCAT")
