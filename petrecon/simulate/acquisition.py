@@ -38,7 +38,8 @@ default grid (or ``grid``): ``activity_bq_per_ml`` (at the frame start),
 ``half_life_s``, ``positron_fraction``, ``injected_activity_bq``,
 ``duration_s``, ``frame_start_s``, ``sensitivity_cps_per_kbq``,
 ``sensitivity_cps_per_bq_per_ml_mm`` (kappa), ``multiplicative_scale`` (K),
-``decay_factor_frame_start``, ``scatter_fraction``, ``system_fwhm_mm``,
+``decay_factor_frame_start``, ``scatter_fraction``, ``single_scatter_fraction`` (physical, before
+scaling to ``scatter_fraction``), ``system_fwhm_mm``,
 ``detector_fwhm_mm``, ``positron_range_fwhm_mm``, ``seed``, ``noise``,
 ``counts`` (totals), ``listmode_file`` (when written).
 """
