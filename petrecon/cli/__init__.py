@@ -21,7 +21,7 @@ import logging
 import sys
 
 from petrecon import __version__
-from petrecon.cli import attenuation, basics, batch, bench, harmonize, io, quant, recon, simulate, tac
+from petrecon.cli import attenuation, basics, batch, bench, harmonize, io, norm, quant, recon, simulate, tac
 from petrecon.errors import PetreconError
 from petrecon.logs import configure_logging
 
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"petrecon {__version__}")
     _add_global_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (basics, io, attenuation, recon, batch, harmonize, quant, simulate, tac, bench):
+    for group in (basics, io, attenuation, norm, recon, batch, harmonize, quant, simulate, tac, bench):
         group.register(commands)
     for sub in commands.choices.values():
         _add_global_options(sub.add_argument_group("global options"), argparse.SUPPRESS)

@@ -6,10 +6,14 @@ read from Interfile), :func:`reconstruct_study` assembles the system model
 for, runs AW-OSEM, and scales the image to Bq/ml:
 
 ``m`` = normalisation x attenuation factors x live fraction x frame duration
-    - normalisation: the ``normalisation`` sinogram (detection efficiency);
+    - normalisation: the ``normalisation`` argument, else the ``normalisation``
+      sinogram (detection efficiency), else the file named by the
+      ``normalisation_file`` attribute (:mod:`~petrecon.recon.corrections.normalisation_file`);
     - attenuation: an explicit mu-map (argument ``mu``: CT- or Dixon-based),
       else the ``attenuation_factors`` sinogram, else the ``mu_per_cm`` volume;
-    - dead time: the ``live_fraction`` attribute (scalar), when present.
+    - dead time: the ``deadtime_factors`` sinogram (from bucket singles,
+      :func:`~petrecon.recon.corrections.deadtime.deadtime_factors`), else the
+      ``live_fraction`` attribute (scalar), when present.
 ``a`` = randoms + scatter (expected counts)
     - randoms: the ``randoms`` sinogram, else the fan-sum estimate from ``delays``;
     - scatter: the ``scatter`` sinogram, else single-scatter simulation from the
@@ -39,6 +43,7 @@ from petrecon.errors import ParameterError
 from petrecon.io.container import Container
 from petrecon.isotopes import decay_correction_factor, get_isotope
 from petrecon.projectors.sinogram import SinogramProjector
+from petrecon.recon.corrections.normalisation import Normalisation
 from petrecon.recon.corrections.randoms import randoms_from_delays
 from petrecon.recon.corrections.scatter import fit_scatter_tails, single_scatter
 from petrecon.recon.osem import SubIterationCallback, osem
@@ -71,7 +76,8 @@ class StudyReconstruction:
 
 def reconstruct_study(container: Container, protocol: ReconstructionProtocol = ReconstructionProtocol(), *,
                       mu: Volume | None = None, progress: bool = True,
-                      callback: SubIterationCallback | None = None) -> StudyReconstruction:
+                      callback: SubIterationCallback | None = None,
+                      normalisation: Normalisation | None = None) -> StudyReconstruction:
     """Reconstruct ``container`` with ``protocol`` (model and precedence in the module docstring).
 
     Parameters
@@ -89,6 +95,8 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
     callback : callable, optional
         Passed to :func:`~petrecon.recon.osem.osem` for the final reconstruction
         (images in the uncalibrated system-model unit, before the post-filter).
+    normalisation : Normalisation, optional
+        Stored normalisation components (``petrecon norm``) to use instead of the study's own.
 
     Raises
     ------
@@ -108,16 +116,19 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
 
     efficiency = np.ones(layout.shape, np.float32)
     if corrections.normalisation:
-        efficiency *= _sinogram(container, "normalisation", "normalisation")
+        efficiency *= _normalisation(container, normalisation)
         corrected.append("NORM")
-    if corrections.dead_time and "live_fraction" in container.attributes:
+    if corrections.dead_time and "deadtime_factors" in container.sinograms:
+        efficiency *= _sinogram(container, "deadtime_factors", "dead-time")
+        corrected.append("DTIM")
+    elif corrections.dead_time and "live_fraction" in container.attributes:
         efficiency *= np.float32(container.attributes["live_fraction"])
         corrected.append("DTIM")
     elif corrections.dead_time:
-        LOG.warning("the study carries no live_fraction: dead time not corrected")
+        LOG.warning("the study carries no deadtime_factors or live_fraction: dead time not corrected")
     estimate_scatter = corrections.scatter and "scatter" not in container.sinograms
-    mu_on_grid = _mu_on_grid(container, mu, grid) if estimate_scatter else None
-    if estimate_scatter and mu_on_grid is None:
+    scatter_mu = _scatter_mu(container, mu) if estimate_scatter else None
+    if estimate_scatter and scatter_mu is None:
         raise ParameterError("scatter estimation needs a mu-map (give one, or turn scatter correction off)")
     acf = _attenuation(container, mu, layout) if corrections.attenuation or estimate_scatter else None
     multiplicative = efficiency * np.float32(duration_s)
@@ -140,7 +151,7 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
         image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem,
                      callback=callback if final else None)
         if not final:
-            unscaled = single_scatter(Volume(image, grid), mu_on_grid, layout)
+            unscaled = single_scatter(Volume(image, grid), scatter_mu, layout)
             scatter = fit_scatter_tails(unscaled, prompts, randoms, efficiency, acf).sinogram
     if scatter is not None:
         corrected.append("SCAT")
@@ -176,13 +187,22 @@ def _sinogram(container: Container, name: str, switch: str) -> np.ndarray:
     return np.asarray(container.sinograms[name], np.float32)
 
 
-def _mu_on_grid(container: Container, mu: Volume | None, grid: ImageGrid) -> Volume | None:
-    from petrecon.attenuation.resample import resample_to_grid
+def _normalisation(container: Container, normalisation: Normalisation | None) -> np.ndarray:
+    if normalisation is None and "normalisation" not in container.sinograms and "normalisation_file" in container.attributes:
+        from petrecon.recon.corrections.normalisation_file import read_normalisation
 
-    source = mu if mu is not None else container.volumes.get("mu_per_cm")
-    if source is None:
-        return None
-    return source if source.grid == grid else resample_to_grid(source, grid)
+        normalisation = read_normalisation(container.attributes["normalisation_file"], container.layout)
+    if normalisation is None:
+        return _sinogram(container, "normalisation", "normalisation")
+    if normalisation.layout.to_dict() != container.layout.to_dict():
+        raise ParameterError(f"the normalisation's layout {normalisation.layout.shape} is not the study's "
+                             f"{container.layout.shape}")
+    return normalisation.sinogram()
+
+
+def _scatter_mu(container: Container, mu: Volume | None) -> Volume | None:
+    """The mu-map for scatter estimation, on its own grid (single scatter samples it beyond the image)."""
+    return mu if mu is not None else container.volumes.get("mu_per_cm")
 
 
 def _attenuation(container: Container, mu: Volume | None, layout) -> np.ndarray:

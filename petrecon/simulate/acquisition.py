@@ -4,7 +4,7 @@ Model of the expected counts of a bin ``i`` (units: counts in the frame)::
 
     trues_i   = K x n_i x a_i x (G * p)_i
     K         = kappa x T x P_beta x (1 - exp(-lambda T)) / (lambda T)
-    scatter_i = smooth model (petrecon.simulate.scatter), scatter / (trues + scatter) = SF
+    scatter_i = single-scatter integral (petrecon.simulate.scatter), scaled so scatter / (trues + scatter) = SF
     randoms_i = 2 tau x T x (1 - exp(-2 lambda T)) / (2 lambda T) x sum over pairs s1 s2
     prompts   = Poisson(trues + scatter) + Poisson(randoms),  delays = Poisson(randoms)
 
@@ -38,7 +38,8 @@ default grid (or ``grid``): ``activity_bq_per_ml`` (at the frame start),
 ``half_life_s``, ``positron_fraction``, ``injected_activity_bq``,
 ``duration_s``, ``frame_start_s``, ``sensitivity_cps_per_kbq``,
 ``sensitivity_cps_per_bq_per_ml_mm`` (kappa), ``multiplicative_scale`` (K),
-``decay_factor_frame_start``, ``scatter_fraction``, ``system_fwhm_mm``,
+``decay_factor_frame_start``, ``scatter_fraction``, ``single_scatter_fraction`` (physical, before
+scaling to ``scatter_fraction``), ``system_fwhm_mm``,
 ``detector_fwhm_mm``, ``positron_range_fwhm_mm``, ``seed``, ``noise``,
 ``counts`` (totals), ``listmode_file`` (when written).
 """
@@ -61,7 +62,7 @@ from petrecon.simulate.performance import get_performance
 from petrecon.simulate.phantom import Phantom, load_phantom, phantom_from_dict
 from petrecon.simulate.projection import project_phantom
 from petrecon.simulate.resolution import blur_sinogram, detector_fwhm_mm, positron_range_fwhm_mm, system_fwhm_mm
-from petrecon.simulate.scatter import scatter_sinogram
+from petrecon.simulate.scatter import SimulatedScatter, scatter_sinogram
 from petrecon.simulate.voxelise import axial_activity_profile, total_activity_bq, voxelise
 from petrecon.volume import ImageGrid
 
@@ -258,9 +259,11 @@ def simulate_study(
     attenuated = attenuation_factors * emission
     del emission
     trues = (scale * normalisation * attenuated).astype(np.float32)
-    scatter_expected = scatter_sinogram(layout, attenuated, normalisation, float(trues.sum(dtype=np.float64)),
-                                        scatter_fraction)
     del attenuated
+    simulated_scatter = (scatter_sinogram(layout, phantom.packed(), concentration, mu_per_mm, normalisation, scale,
+                                          float(trues.sum(dtype=np.float64)), scatter_fraction) if scatter
+                         else SimulatedScatter(np.zeros(layout.shape, np.float32), 0.0))
+    scatter_expected = simulated_scatter.sinogram
     stage("scatter")
     singles = np.zeros_like(efficiencies)
     randoms_expected = np.zeros(layout.shape, np.float32)
@@ -290,6 +293,7 @@ def simulate_study(
         "decay_factor_frame_start": decay_to_start,
         "sensitivity_cps_per_kbq": sensitivity_cps_per_kbq, "sensitivity_cps_per_bq_per_ml_mm": kappa,
         "multiplicative_scale": scale, "scatter_fraction": scatter_fraction,
+        "single_scatter_fraction": simulated_scatter.single_scatter_fraction,
         "system_fwhm_mm": fwhm_mm, "detector_fwhm_mm": detector_fwhm_mm(layout.scanner) if resolution else 0.0,
         "positron_range_fwhm_mm": positron_range_fwhm_mm(nuclide) if resolution else 0.0,
         "efficiency_spread": efficiency_spread, "seed": seed, "noise": noise, "supersampling": supersampling,

@@ -23,6 +23,10 @@ from petrecon.operators import FWHM_PER_SIGMA
 
 ELECTRON_REST_ENERGY_KEV = 510.998950
 CLASSICAL_ELECTRON_RADIUS_CM = 2.8179403262e-13
+CRYSTAL_DEPTH_MM = 20.0
+"""LSO crystal depth of every Biograph (4 x 4 x 20 mm, reference/scanners.md)."""
+LSO_MU_PER_MM = 1.0 / 11.5
+"""Linear attenuation of LSO at 511 keV (attenuation length 1.15 cm; Melcher & Schweitzer, IEEE TNS 39:502, 1992)."""
 
 
 def scattered_energy_kev(cos_theta, energy_kev: float = ELECTRON_REST_ENERGY_KEV) -> np.ndarray:
@@ -77,3 +81,41 @@ def window_efficiency(energy_kev, energy_window_kev: tuple[float, float], energy
     fwhm = energy_resolution * ELECTRON_REST_ENERGY_KEV * np.sqrt(energy / ELECTRON_REST_ENERGY_KEV)
     sigma_root2 = fwhm / FWHM_PER_SIGMA * np.sqrt(2)
     return 0.5 * (erf((high - energy) / sigma_root2) - erf((low - energy) / sigma_root2))
+
+
+def compton_angle_tables(energy_window_kev: tuple[float, float], energy_resolution: float,
+                         n_angles: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Tables over ``cos(theta)`` in [-1, 1] for single-scatter integrals (Watson 2000).
+
+    Returns
+    -------
+    cos_theta : numpy.ndarray
+        ``n_angles`` equally spaced values.
+    tables : numpy.ndarray
+        ``(2, n_angles)``: the Klein-Nishina angular probability at 511 keV per sr
+        (``d sigma/d Omega / sigma(511)``) times the window acceptance of the
+        unscattered and of the scattered photon; and ``sigma(E') / sigma(511)``,
+        the factor that scales mu to the scattered energy.
+    """
+    cos_theta = np.linspace(-1.0, 1.0, n_angles)
+    energy = scattered_energy_kev(cos_theta)
+    sigma_511 = klein_nishina_total_cm2(ELECTRON_REST_ENERGY_KEV)
+    angular = (klein_nishina_differential_cm2_per_sr(cos_theta) / sigma_511
+               * window_efficiency(ELECTRON_REST_ENERGY_KEV, energy_window_kev, energy_resolution)
+               * window_efficiency(energy, energy_window_kev, energy_resolution))
+    return cos_theta, np.stack([angular, klein_nishina_total_cm2(energy) / sigma_511])
+
+
+def crystal_stopping_probability(cos_incidence) -> np.ndarray:
+    """Probability that a 511 keV photon entering a crystal at incidence ``cos_incidence`` interacts in it.
+
+    ``1 - exp(-mu_LSO d / cos)``: the path through the crystal's depth lengthens as the incidence
+    grows oblique (penetration into the neighbour crystal is not modelled).
+
+    Examples
+    --------
+    >>> round(float(crystal_stopping_probability(1.0)), 3)  # 20 mm LSO at normal incidence
+    0.824
+    """
+    cos_incidence = np.maximum(np.abs(np.asarray(cos_incidence, dtype=np.float64)), 1e-6)
+    return -np.expm1(-LSO_MU_PER_MM * CRYSTAL_DEPTH_MM / cos_incidence)

@@ -12,15 +12,31 @@ The live fraction of a detector unit (a block or a Siemens "bucket") is
 ``L_k L_l``, so a sinogram bin's dead-time factor is the mean of ``L_k L_l``
 over its crystal pairs. The scanner's ``tau`` per unit is a calibration
 constant of the scanner (not in petrecon's registry: it must be given).
+
+From singles to bins (:func:`deadtime_factors`): the measured singles rate of
+each bucket (a Siemens list-mode stream carries one per bucket,
+reference/formats.md; the container attribute ``bucket_singles_per_s``) gives
+the bucket's live fraction; every crystal of the bucket shares it
+(:func:`crystal_live_fraction`); the bins take the mean pair product
+(:func:`pair_live_fraction`). A bucket is a rectangle of
+:class:`BucketLayout` ``blocks_transaxial`` x ``rings`` crystals, numbered
+ring-block-major (bucket ``b`` = axial group x buckets per ring + transaxial
+group, crystal 0 in bucket 0). Reference/scanners.md documents the blocks
+(mMR 56 transaxial blocks of 8 + 1 gap crystals, 8 rings of 8-ring blocks) but
+not how Siemens groups them into buckets: the default, one bucket per block
+(``blocks_transaxial = 1``, ``rings`` = the block's rings given by the caller),
+is unverified; pass the scanner's grouping when known.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from dataclasses import dataclass
+
 from scipy.special import lambertw
 
 from petrecon.errors import ParameterError
-from petrecon.geometry import SinogramLayout
+from petrecon.geometry import ScannerGeometry, SinogramLayout
 from petrecon.recon.corrections.crystal_pairs import CrystalPairModel
 
 MODELS = ("non-paralysable", "paralysable")
@@ -71,3 +87,76 @@ def pair_live_fraction(layout: SinogramLayout, crystal_live_fraction: np.ndarray
     pairs = model.expand(ones, ones)
     live = model.expand(crystal_live_fraction, crystal_live_fraction)
     return np.divide(live, pairs, out=np.ones_like(live), where=pairs > 0)
+
+
+@dataclass(frozen=True)
+class BucketLayout:
+    """How crystals are grouped into the units whose singles are counted (module docstring).
+
+    Attributes
+    ----------
+    blocks_transaxial : int
+        Transaxial blocks per bucket (a block: ``crystals_per_block`` crystals, gap included).
+    rings : int
+        Rings per bucket.
+
+    Examples
+    --------
+    >>> from petrecon.geometry import get_scanner
+    >>> BucketLayout(2, 4).n_buckets(get_scanner("test"))  # 14 blocks of 8 crystals, 8 rings
+    14
+    """
+
+    blocks_transaxial: int = 1
+    rings: int = 1
+
+    def _check(self, scanner: ScannerGeometry) -> None:
+        per_ring = scanner.n_crystals_per_ring // scanner.crystals_per_block
+        if (self.blocks_transaxial < 1 or self.rings < 1 or per_ring % self.blocks_transaxial
+                or scanner.n_rings % self.rings):
+            raise ParameterError(f"buckets of {self.blocks_transaxial} blocks x {self.rings} rings do not tile "
+                                 f"{per_ring} blocks x {scanner.n_rings} rings of {scanner.name}")
+
+    def n_buckets(self, scanner: ScannerGeometry) -> int:
+        """Number of buckets of ``scanner``."""
+        self._check(scanner)
+        per_ring = scanner.n_crystals_per_ring // (scanner.crystals_per_block * self.blocks_transaxial)
+        return per_ring * scanner.n_rings // self.rings
+
+    def bucket_of_crystal(self, scanner: ScannerGeometry) -> np.ndarray:
+        """Bucket index of every crystal, int64 ``(n_rings, n_crystals_per_ring)``."""
+        self._check(scanner)
+        per_ring = scanner.n_crystals_per_ring // (scanner.crystals_per_block * self.blocks_transaxial)
+        transaxial = np.arange(scanner.n_crystals_per_ring) // (scanner.crystals_per_block * self.blocks_transaxial)
+        axial = np.arange(scanner.n_rings) // self.rings
+        return (axial[:, None] * per_ring + transaxial[None, :]).astype(np.int64)
+
+
+def crystal_live_fraction(scanner: ScannerGeometry, bucket_singles_per_s, dead_time_s: float,
+                          model: str = "non-paralysable", buckets: BucketLayout = BucketLayout()) -> np.ndarray:
+    """Live fraction of every crystal ``(n_rings, n_crystals_per_ring)``: its bucket's, from the measured singles.
+
+    Examples
+    --------
+    >>> from petrecon.geometry import get_scanner
+    >>> live = crystal_live_fraction(get_scanner("test"), np.full(14, 1e5), 1e-6, buckets=BucketLayout(2, 4))
+    >>> live.shape, float(live.min())
+    ((8, 112), 0.9)
+    """
+    rates = np.asarray(bucket_singles_per_s, np.float64).ravel()
+    expected = buckets.n_buckets(scanner)
+    if rates.size != expected:
+        raise ParameterError(f"{rates.size} bucket singles rates given; {scanner.name} has {expected} buckets of "
+                             f"{buckets.blocks_transaxial} blocks x {buckets.rings} rings")
+    return live_fraction(rates, dead_time_s, model)[buckets.bucket_of_crystal(scanner)]
+
+
+def deadtime_factors(layout: SinogramLayout, bucket_singles_per_s, dead_time_s: float,
+                     model: str = "non-paralysable", buckets: BucketLayout = BucketLayout()) -> np.ndarray:
+    """Dead-time factor of every bin (float32, the layout's shape) from the buckets' measured singles rates.
+
+    It multiplies the system model like the normalisation (the ``deadtime_factors``
+    sinogram of a study container, :func:`petrecon.recon.study.reconstruct_study`).
+    """
+    live = crystal_live_fraction(layout.scanner, bucket_singles_per_s, dead_time_s, model, buckets)
+    return pair_live_fraction(layout, live.astype(np.float32))

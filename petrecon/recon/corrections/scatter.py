@@ -13,8 +13,13 @@ from one detector's side and leaving towards the other, ``E' = 511 / (2 - cos
 theta)`` keV, ``I`` and ``M`` are line integrals of activity and of mu at
 511 keV from ``S`` to a detector, ``r = sigma_KN(E') / sigma_KN(511)`` scales
 mu to the scattered energy (Compton dominates in tissue at these energies),
-``eps`` is the energy-window acceptance (:mod:`.compton`) and ``cos`` the
-incidence on the detector face. Detector area and 4 pi factors are omitted:
+``eps`` is the energy-window acceptance (:mod:`.compton`), ``cos`` the
+incidence on the detector face and each leg is weighted by the crystal's
+stopping probability at its incidence (:func:`.compton.crystal_stopping_probability`),
+divided by that of the bin's own LOR (the normalisation holds the trues'
+detection at that incidence). Without the stopping terms the tail-fitted
+estimate was 7.6 % low in the body of the NEMA IEC phantom on an mMR (bowl-shaped
+across the radial bins, with a whole-object mu and activity). Detector area and 4 pi factors are omitted:
 the estimate is in arbitrary units until :func:`fit_scatter_tails` scales it
 to the data outside the body.
 
@@ -33,6 +38,7 @@ the formulation maps one-to-one onto GPU threads.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -43,13 +49,14 @@ from petrecon.attenuation.resample import resample_to_grid, smooth_to_fwhm
 from petrecon.errors import GeometryError, ParameterError
 from petrecon.geometry import SinogramLayout
 from petrecon.recon.corrections.compton import (
-    ELECTRON_REST_ENERGY_KEV, klein_nishina_differential_cm2_per_sr, klein_nishina_total_cm2, scattered_energy_kev,
-    window_efficiency,
+    CRYSTAL_DEPTH_MM, LSO_MU_PER_MM, compton_angle_tables, crystal_stopping_probability,
 )
 from petrecon.volume import ImageGrid, Volume
 
 MM_PER_CM = 10.0
 ANGLE_TABLE_SIZE = 2048
+MIN_TRANSAXIAL_DETECTORS = 56
+"""Default transaxial sampling of the scatter detectors: at most 6.4 degrees apart."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,17 @@ class ScatterSettings:
     ----------
     scatter_voxel_mm : float
         Voxel size of the coarse grid of scatter points and line integrals.
-    crystal_step : int
+    crystal_step : int or None
         Every ``crystal_step``-th crystal of a ring is a scatter detector
-        (must divide the crystals per ring).
+        (must divide the crystals per ring). None: the largest step that
+        keeps at least :data:`MIN_TRANSAXIAL_DETECTORS` per ring (mMR: 9, mCT:
+        12, Biograph 64: 8, the 112-crystal test ring: 2). A fixed step of 8
+        leaves 14 detectors (26 degrees apart) on a small ring, where the
+        interpolation misses the peak of the scatter: -39 % in the body
+        after the tail fit, against -12 % with 28 and -1.8 % with 56
+        detectors (tests/test_corrections_scatter.py, against the
+        simulator's single-scatter integral; measured before the stopping
+        terms, with which 56 detectors give +6.3 %).
     n_axial_detectors : int
         Detector rings, spread evenly from the first to the last ring.
     mu_threshold_per_cm : float
@@ -73,7 +88,7 @@ class ScatterSettings:
     """
 
     scatter_voxel_mm: float = 12.0
-    crystal_step: int = 8
+    crystal_step: int | None = None
     n_axial_detectors: int = 9
     mu_threshold_per_cm: float = 0.01
     energy_resolution: float = 0.15
@@ -94,9 +109,14 @@ def single_scatter(activity: Volume, mu: Volume, layout: SinogramLayout,
     Parameters
     ----------
     activity : Volume
-        Current activity estimate (Bq/ml or any proportional unit).
+        Current activity estimate (Bq/ml or any proportional unit), e.g. on the reconstruction grid.
     mu : Volume
-        mu-map at 511 keV in cm^-1.
+        mu-map at 511 keV in cm^-1, on any grid: best one that covers the object beyond the axial
+        field of view (a CT). Scatter points fill the mu-map's extent up to one ring radius beyond the
+        end rings (farther ones need > 90 degree scattering); where the activity's grid ends axially its
+        edge planes are replicated over the matter of the mu-map (the usual extrapolation of the
+        activity outside the field of view). On the NEMA IEC phantom in a 65 mm short mMR, limiting the
+        estimate to the reconstruction grid made it 7 % low in the body.
     layout : SinogramLayout
         Non-TOF layout.
     settings : ScatterSettings
@@ -105,13 +125,20 @@ def single_scatter(activity: Volume, mu: Volume, layout: SinogramLayout,
     if layout.use_tof:
         raise GeometryError("single scatter simulation supports non-TOF layouts only")
     scanner = layout.scanner
+    if settings.crystal_step is None:
+        n = scanner.n_crystals_per_ring
+        step = max(k for k in range(1, n + 1) if n % k == 0 and n // k >= min(n, MIN_TRANSAXIAL_DETECTORS))
+        settings = dataclasses.replace(settings, crystal_step=step)
     if settings.crystal_step < 1 or scanner.n_crystals_per_ring % settings.crystal_step:
         raise ParameterError(f"crystal_step {settings.crystal_step} must divide {scanner.n_crystals_per_ring}")
     if settings.n_axial_detectors < 2 or settings.scatter_voxel_mm <= 0:
         raise ParameterError("n_axial_detectors must be >= 2 and scatter_voxel_mm > 0")
-    grid = _coarse_grid(mu.grid, settings.scatter_voxel_mm)
+    reach_mm = np.ptp(scanner.ring_z_mm()) / 2 + scanner.radius_mm
+    grid = _coarse_grid(mu.grid, settings.scatter_voxel_mm, (-reach_mm, reach_mm))
     mu_coarse = resample_to_grid(smooth_to_fwhm(mu, settings.scatter_voxel_mm), grid).data / MM_PER_CM
-    activity_coarse = resample_to_grid(smooth_to_fwhm(activity, settings.scatter_voxel_mm), grid).data
+    extended = _extend_axially(activity, grid)
+    activity_coarse = resample_to_grid(smooth_to_fwhm(extended, settings.scatter_voxel_mm), grid).data
+    activity_coarse[mu_coarse <= 0] = 0.0
     detectors, normals, axial_rings = _detectors(layout, settings)
     points = np.argwhere(mu_coarse > settings.mu_threshold_per_cm / MM_PER_CM)
     if points.size == 0:
@@ -121,13 +148,24 @@ def single_scatter(activity: Volume, mu: Volume, layout: SinogramLayout,
     volumes, origin = _crop_to_support(np.stack([mu_coarse, activity_coarse]), grid)
     integrals = np.empty((2, len(point_mm), len(detectors)), np.float32)
     _line_integrals(volumes, origin, np.asarray(grid.voxel_size_mm, np.float32), point_mm, detectors, integrals)
-    cos_table, tables = _angle_tables(scanner.energy_window_kev, settings.energy_resolution)
+    cos_table, tables = compton_angle_tables(scanner.energy_window_kev, settings.energy_resolution, ANGLE_TABLE_SIZE)
     n_transaxial = scanner.n_crystals_per_ring // settings.crystal_step
     pairs = np.zeros((len(detectors), len(detectors)), np.float32)
     _pair_sums(point_mm, point_weight, detectors, normals, integrals[0], integrals[1], cos_table[0],
-               cos_table[1] - cos_table[0], tables, _pairs_in_fov(layout, settings.crystal_step, n_transaxial), pairs)
+               cos_table[1] - cos_table[0], tables, _pairs_in_fov(layout, settings.crystal_step, n_transaxial),
+               LSO_MU_PER_MM * CRYSTAL_DEPTH_MM, pairs)
     coarse = pairs.reshape(settings.n_axial_detectors, n_transaxial, settings.n_axial_detectors, n_transaxial)
-    return _interpolate_to_layout(coarse, layout, axial_rings, settings.crystal_step)
+    scatter = _interpolate_to_layout(coarse, layout, axial_rings, settings.crystal_step)
+    return scatter / _lor_stopping(layout)[None, None, :]
+
+
+def _lor_stopping(layout: SinogramLayout) -> np.ndarray:
+    """Both crystals' stopping probability for the bin's own LOR, per radial bin (in-plane incidence
+    ``pi t / N`` of a non arc-corrected bin; the normalisation carries the trues' detection, the
+    scatter sum each leg's at its own incidence, so the bin's is divided out)."""
+    offset = np.arange(layout.n_radial_bins) - layout.n_radial_bins // 2
+    incidence = np.cos(np.pi * offset / layout.scanner.n_crystals_per_ring)
+    return (crystal_stopping_probability(incidence) ** 2).astype(np.float32)
 
 
 def fit_scatter_tails(scatter: np.ndarray, prompts: np.ndarray, randoms: np.ndarray, normalisation: np.ndarray,
@@ -168,13 +206,35 @@ def fit_scatter_tails(scatter: np.ndarray, prompts: np.ndarray, randoms: np.ndar
     return ScatterEstimate((modelled * scale[:, None, None]).astype(np.float32), scale)
 
 
-def _coarse_grid(grid: ImageGrid, voxel_mm: float) -> ImageGrid:
-    extent = np.asarray(grid.shape) * np.asarray(grid.voxel_size_mm)
+def _coarse_grid(grid: ImageGrid, voxel_mm: float, z_limits_mm: tuple[float, float]) -> ImageGrid:
+    """A grid of about ``voxel_mm`` over ``grid``'s extent, cut axially to ``z_limits_mm``."""
+    spacing = np.asarray(grid.voxel_size_mm)
+    low = np.asarray(grid.origin_mm) - spacing / 2
+    high = low + np.asarray(grid.shape) * spacing
+    low[2], high[2] = max(low[2], z_limits_mm[0]), min(high[2], z_limits_mm[1])
+    if high[2] <= low[2]:
+        raise GeometryError(f"the mu-map (z {low[2]:.0f} to {high[2]:.0f} mm) misses the scanner's field of view")
+    extent = high - low
     shape = np.maximum(1, np.ceil(extent / voxel_mm)).astype(int)
     size = extent / shape
-    centre = np.asarray(grid.origin_mm) + (np.asarray(grid.shape) - 1) / 2 * np.asarray(grid.voxel_size_mm)
-    origin = centre - (shape - 1) / 2 * size
+    origin = low + size / 2
     return ImageGrid(tuple(shape), tuple(size), tuple(origin))
+
+
+def _extend_axially(activity: Volume, grid: ImageGrid) -> Volume:
+    """``activity`` with its first and last planes replicated to cover ``grid``'s axial extent."""
+    dz = activity.grid.voxel_size_mm[2]
+    first = activity.grid.origin_mm[2]
+    last = first + (activity.grid.shape[2] - 1) * dz
+    low = grid.origin_mm[2] - grid.voxel_size_mm[2]
+    high = grid.origin_mm[2] + grid.shape[2] * grid.voxel_size_mm[2]
+    before = max(0, int(np.ceil((first - low) / dz)))
+    after = max(0, int(np.ceil((high - last) / dz)))
+    if before == after == 0:
+        return activity
+    data = np.pad(np.asarray(activity.data, np.float32), ((0, 0), (0, 0), (before, after)), mode="edge")
+    origin = (activity.grid.origin_mm[0], activity.grid.origin_mm[1], first - before * dz)
+    return Volume(data, ImageGrid(data.shape, activity.grid.voxel_size_mm, origin))
 
 
 def _crop_to_support(volumes: np.ndarray, grid: ImageGrid) -> tuple[np.ndarray, np.ndarray]:
@@ -201,18 +261,6 @@ def _detectors(layout: SinogramLayout, settings: ScatterSettings) -> tuple[np.nd
     normals = np.broadcast_to(normals, positions.shape)
     return (positions.reshape(-1, 3).astype(np.float32), np.ascontiguousarray(normals.reshape(-1, 3), np.float32),
             axial_rings)
-
-
-def _angle_tables(energy_window_kev: tuple[float, float], energy_resolution: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per cos(theta): KN / sigma(511) (1/sr) x eps(511) eps(E'), and the mu ratio sigma(E')/sigma(511)."""
-    cos_theta = np.linspace(-1.0, 1.0, ANGLE_TABLE_SIZE)
-    energy = scattered_energy_kev(cos_theta)
-    sigma_511 = klein_nishina_total_cm2(ELECTRON_REST_ENERGY_KEV)
-    angular = (klein_nishina_differential_cm2_per_sr(cos_theta) / sigma_511
-               * window_efficiency(ELECTRON_REST_ENERGY_KEV, energy_window_kev, energy_resolution)
-               * window_efficiency(energy, energy_window_kev, energy_resolution))
-    mu_ratio = klein_nishina_total_cm2(energy) / sigma_511
-    return cos_theta, np.stack([angular, mu_ratio]).astype(np.float32)
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -267,7 +315,7 @@ def _line_integrals(volumes, origin, spacing, points, detectors, out):  # pragma
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _pair_sums(points, weights, detectors, normals, attenuation, emission, cos_first, cos_step, tables, in_fov,
-               out):  # pragma: no cover - numba
+               stopping_length, out):  # pragma: no cover - numba
     """out[a, b] = out[b, a] = the SSS sum over scatter points, for the transaxial pairs in the field of view."""
     n_table = tables.shape[1]
     n_transaxial = in_fov.shape[0]
@@ -291,7 +339,9 @@ def _pair_sums(points, weights, detectors, normals, attenuation, emission, cos_f
                     cos_b = abs(bx * normals[b, 0] + by * normals[b, 1] + bz * normals[b, 2]) / math.sqrt(db2)
                     m_a, m_b = attenuation[s, a], attenuation[s, b]
                     paths = (emission[s, a] * math.exp(-m_a - ratio * m_b) + emission[s, b] * math.exp(-m_b - ratio * m_a))
-                    total += weights[s] * angular * cos_a * cos_b / (da2 * db2) * paths
+                    stop = (1.0 - math.exp(-stopping_length / max(cos_a, 1e-6))) * (
+                        1.0 - math.exp(-stopping_length / max(cos_b, 1e-6)))
+                    total += weights[s] * angular * cos_a * cos_b / (da2 * db2) * paths * stop
             out[a, b] = total
             out[b, a] = total
 
