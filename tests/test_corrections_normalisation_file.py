@@ -95,3 +95,18 @@ def _written(calibration_file):
         calibration = read_container(calibration_file)
         write_normalisation(path, normalisation_from_calibration(calibration), {"test": True})
     return path
+
+
+def test_recon_norm_takes_a_stored_normalisation(calibration_file, tmp_path):
+    """``petrecon recon --norm norm.h5``: the components file replaces the study's normalisation sinogram."""
+    from petrecon.io.study_input import open_study
+
+    norm_path = _written(calibration_file)
+    study = open_study(calibration_file, normalisation=norm_path, progress=False)
+    np.testing.assert_array_equal(study.sinograms["normalisation"], read_normalisation(norm_path).sinogram())
+    other = tmp_path / "other.h5"
+    write_container(other, simulate_study("uniform-cylinder", scanner="test", duration_s=1.0, seed=1,
+                                          grid=ImageGrid.centred((24, 24, 15), (9.0, 9.0, 2.0)), randoms=False,
+                                          scatter=False, progress=False).container)
+    with pytest.raises(GeometryError, match="measured for layout"):
+        open_study(other, normalisation=norm_path, progress=False)

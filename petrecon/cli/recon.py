@@ -216,8 +216,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                      "list-mode (.l/.bf), Siemens raw-data DICOM (.dcm or export folder), PETSIRD")
     recon.add_argument("--protocol", default="clinical", help="protocol TOML file or shipped name (default clinical)")
     recon.add_argument("--scanner", default=None, help="registry scanner for inputs that do not name it (list-mode)")
-    recon.add_argument("--norm", metavar="FILE", help="normalisation sinogram: Interfile header, Siemens wrapper or "
-                                                      "container (replaces the input's)")
+    recon.add_argument("--norm", metavar="FILE", help="normalisation: a petrecon norm file (components), an "
+                                                      "Interfile header, Siemens wrapper or container sinogram "
+                                                      "(replaces the input's)")
     mu = recon.add_mutually_exclusive_group()
     mu.add_argument("--mumap-ct", metavar="DICOMDIR", help="attenuation from this CT series (replaces the study's)")
     mu.add_argument("--mumap-dixon", nargs=2, metavar=("WATERDIR", "FATDIR"), help="attenuation from Dixon MR")

@@ -393,6 +393,10 @@ def _export_study(path: Path, scanner) -> Container:
 
 def _normalisation_sinogram(path: Path, layout: SinogramLayout, scanner) -> np.ndarray:
     kind = detect_format(path)
+    if kind == "container" and _is_component_normalisation(path):
+        from petrecon.recon.corrections.normalisation_file import read_normalisation
+
+        return read_normalisation(path, layout).sinogram().astype(np.float32)
     if kind == "container":
         container = read_container(path)
         if "normalisation" not in container.sinograms:
@@ -412,6 +416,19 @@ def _normalisation_sinogram(path: Path, layout: SinogramLayout, scanner) -> np.n
         raise FormatError(path, "shape", f"normalisation {None if norm_layout is None else norm_layout.shape} "
                                          f"does not match the study's sinograms {layout.shape}")
     return np.asarray(data, np.float32)
+
+
+def _is_component_normalisation(path: Path) -> bool:
+    """Whether ``path`` is a file of ``petrecon norm`` (components) rather than a study container."""
+    import h5py
+
+    from petrecon.recon.corrections.normalisation_file import FORMAT_NAME
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT_NAME
+    except OSError:
+        return False  # read_container names the fault
 
 
 def _single(path: Path, data: dict[str, np.ndarray]) -> np.ndarray:
