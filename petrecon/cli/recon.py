@@ -35,6 +35,15 @@ def _recon_mu_map(args: argparse.Namespace):
 
 
 def _cmd_recon(args: argparse.Namespace) -> None:
+    from petrecon.io.multibed import is_whole_body
+
+    if is_whole_body(args.study):  # whole-body multi-bed study: beds stitched into one volume (HDF5)
+        from petrecon.recon.wholebody import reconstruct_whole_body_to_file
+
+        print("\n".join(reconstruct_whole_body_to_file(args.study, _recon_protocol(args), args.out,
+                                                       mu=_recon_mu_map(args), overwrite=args.overwrite,
+                                                       progress=not args.quiet)))
+        return
     from petrecon.io import Container, read_container, write_container
     from petrecon.io.container import make_provenance
     from petrecon.recon.study import reconstruct_study
