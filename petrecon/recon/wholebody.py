@@ -108,9 +108,10 @@ def check_beds(study: WholeBodyStudy) -> None:
         if bed.attributes.get("isotope") != first.attributes.get("isotope"):
             raise ParameterError(f"bed {b} is {bed.attributes.get('isotope')!r}, bed 0 "
                                  f"{first.attributes.get('isotope')!r}: one isotope per whole-body study")
-    if np.any(study.overlaps_mm() < 0):
-        raise ParameterError(f"the beds at {sorted(study.bed_offsets_mm().tolist())} mm leave gaps of "
-                             f"{(-study.overlaps_mm()[study.overlaps_mm() < 0]).tolist()} mm between them")
+    overlaps_mm = study.overlaps_mm()
+    if np.any(overlaps_mm < 0):
+        raise ParameterError(f"the beds at {sorted(study.bed_offsets_mm().round(1).tolist())} mm leave gaps of "
+                             f"{(-overlaps_mm[overlaps_mm < 0]).round(1).tolist()} mm between them")
 
 
 def bed_sensitivity(study: WholeBodyStudy, b: int, grid: ImageGrid, protocol: ReconstructionProtocol) -> Volume:
