@@ -78,7 +78,7 @@ def whole_body_grid(bed_grid: ImageGrid, offsets_mm) -> ImageGrid:
     --------
     >>> grid = whole_body_grid(ImageGrid.centred((4, 4, 10), (2.0, 2.0, 2.0)), [15.0, 0.0])
     >>> grid.shape, grid.origin_mm[2]
-    ((4, 4, 18), -9.0)
+    ((4, 4, 17), -9.0)
     """
     offsets = np.asarray(offsets_mm, np.float64)
     dz = bed_grid.voxel_size_mm[2]
