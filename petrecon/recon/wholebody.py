@@ -188,9 +188,19 @@ def stitch(images: list[Volume], weights: list[Volume], offsets_mm, grid: ImageG
     return np.where(seen, numerator / np.where(seen, denominator, 1.0), 0.0)
 
 
-def _shifted(volume: Volume, dz_mm: float) -> Volume:
+def bed_frame(volume: Volume, bed_offset_mm: float) -> Volume:
+    """A whole-body volume (e.g. a CT mu-map covering all beds) in the scanner frame of the bed at ``bed_offset_mm``.
+
+    Same voxels, grid moved by ``-bed_offset_mm`` along z (whole-body ``z`` is scanner ``z - bed_offset_mm``).
+
+    Examples
+    --------
+    >>> grid = ImageGrid((2, 2, 4), (1.0, 1.0, 2.0), (0.0, 0.0, -50.0))
+    >>> bed_frame(Volume(np.zeros((2, 2, 4)), grid), -60.0).grid.origin_mm
+    (0.0, 0.0, 10.0)
+    """
     x, y, z = volume.grid.origin_mm
-    return Volume(volume.data, ImageGrid(volume.grid.shape, volume.grid.voxel_size_mm, (x, y, z + dz_mm)),
+    return Volume(volume.data, ImageGrid(volume.grid.shape, volume.grid.voxel_size_mm, (x, y, z - bed_offset_mm)),
                   volume.metadata)
 
 
@@ -221,7 +231,7 @@ def reconstruct_whole_body(study: WholeBodyStudy, protocol: ReconstructionProtoc
     unfiltered = dataclasses.replace(protocol, osem=dataclasses.replace(protocol.osem, post_filter_fwhm_mm=0.0))
     beds, images, weights = [], [], []
     for b in tqdm(range(len(study.beds)), desc="beds", unit="bed", disable=not progress):
-        bed_mu = None if mu is None else _shifted(mu, -float(offsets[b]))
+        bed_mu = None if mu is None else bed_frame(mu, float(offsets[b]))
         result = reconstruct_study(study.beds[b], unfiltered, mu=bed_mu, progress=progress)
         to_first_start = 1.0 / _decay_since_first_bed(study, b) if protocol.corrections.decay else 1.0
         beds.append(result)
