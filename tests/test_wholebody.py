@@ -189,6 +189,10 @@ def test_inconsistent_beds_are_refused_with_clear_errors(cylinder):
         **study.beds[1].attributes, "isotope": "F18"})])
     with pytest.raises(ParameterError, match="one isotope per whole-body study"):
         check_beds(isotope)
+    same_start = WholeBodyStudy([study.beds[0], Container(layout=LAYOUT, attributes={
+        **study.beds[1].attributes, "frame_start_s": study.beds[0].attributes["frame_start_s"]})])
+    with pytest.raises(ParameterError, match="bed 1 starts at 1800 s, before bed 0 ends .* after injection"):
+        check_beds(same_start)
     missing = {key: value for key, value in study.beds[1].attributes.items() if key != "bed_offset_mm"}
     with pytest.raises(FormatError, match="bed 1: bed_offset_mm"):
         reconstruct_whole_body(WholeBodyStudy([study.beds[0], Container(layout=LAYOUT, attributes=missing)]),

@@ -20,7 +20,10 @@ Per-bed attributes (in each bed container's ``attributes``)
 ``frame_start_s``
     Start of the bed's acquisition in seconds after the study's reference
     time (injection for simulated studies): decay between beds is corrected
-    from the differences, SUVs from the first bed's value.
+    from the differences, SUVs from the first bed's value. A histogrammed
+    list-mode file counts from its own start: set each bed's value to its
+    start after injection before stitching (beds starting before the previous
+    one ends are refused).
 ``duration_s``
     Acquisition time of the bed (s).
 
@@ -40,6 +43,7 @@ contract 8). Bed file names must stay inside the main file's folder.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -177,9 +181,10 @@ def is_whole_body(path: str | os.PathLike) -> bool:
 
     try:
         with h5py.File(path, "r") as f:
-            return f'"{WHOLE_BODY_KEY}"' in str(f.attrs.get("attributes", ""))
-    except OSError:
+            attributes = json.loads(f.attrs.get("attributes", "{}"))
+    except (OSError, TypeError, json.JSONDecodeError):
         return False
+    return isinstance(attributes, dict) and WHOLE_BODY_KEY in attributes
 
 
 def read_whole_body(path: str | os.PathLike) -> WholeBodyStudy:

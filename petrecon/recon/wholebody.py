@@ -85,7 +85,9 @@ class WholeBodyReconstruction:
 
 def check_beds(study: WholeBodyStudy) -> None:
     """Refuse beds that cannot be stitched: no beds, missing bed attributes, different scanners,
-    layouts or isotopes, or a gap between axially neighbouring beds.
+    layouts or isotopes, beds not acquired one after the other (a bed starting before the previous one
+    ends: typically list-mode frames counted from each file's start), or a gap between axially
+    neighbouring beds.
 
     Raises
     ------
@@ -96,7 +98,7 @@ def check_beds(study: WholeBodyStudy) -> None:
     """
     if not study.beds:
         raise ParameterError("the whole-body study has no beds")
-    study.bed_offsets_mm(), study.frame_starts_s(), study.durations_s()  # FormatError naming bed and field
+    study.bed_offsets_mm()  # FormatError naming the bed and the field
     first = study.beds[0]
     for b, bed in enumerate(study.beds):
         if bed.layout is None:
@@ -108,6 +110,13 @@ def check_beds(study: WholeBodyStudy) -> None:
         if bed.attributes.get("isotope") != first.attributes.get("isotope"):
             raise ParameterError(f"bed {b} is {bed.attributes.get('isotope')!r}, bed 0 "
                                  f"{first.attributes.get('isotope')!r}: one isotope per whole-body study")
+    starts, durations = study.frame_starts_s(), study.durations_s()
+    for b in range(1, len(study.beds)):
+        if starts[b] < starts[b - 1] + durations[b - 1] - 1e-3:
+            raise ParameterError(f"bed {b} starts at {starts[b]:g} s, before bed {b - 1} ends "
+                                 f"({starts[b - 1]:g} + {durations[b - 1]:g} s): beds are acquired one after "
+                                 "the other, in order; set each bed's frame_start_s in s after injection "
+                                 "(histogrammed list-mode counts from its own file's start)")
     overlaps_mm = study.overlaps_mm()
     if np.any(overlaps_mm < 0):
         raise ParameterError(f"the beds at {sorted(study.bed_offsets_mm().round(1).tolist())} mm leave gaps of "
