@@ -53,7 +53,7 @@ import numpy as np
 
 from petrecon.errors import FormatError
 from petrecon.io.container import Container, read_container, sha256_file, write_container
-from petrecon.volume import Volume
+from petrecon.volume import ImageGrid, Volume
 
 BED_KEYS = ("bed_offset_mm", "frame_start_s", "duration_s")
 WHOLE_BODY_KEY = "whole_body"
@@ -111,6 +111,25 @@ class WholeBodyStudy:
         top = offsets[order] + half_fov_mm[order]
         bottom = offsets[order] - half_fov_mm[order]
         return top[:-1] - bottom[1:]
+
+
+def whole_body_grid(bed_grid: ImageGrid, offsets_mm) -> ImageGrid:
+    """The bed grid extended along z over every bed (same voxels; planes aligned with the lowest bed's, the last
+    plane inside the top bed).
+
+    Examples
+    --------
+    >>> grid = whole_body_grid(ImageGrid.centred((4, 4, 10), (2.0, 2.0, 2.0)), [15.0, 0.0])
+    >>> grid.shape, grid.origin_mm[2]
+    ((4, 4, 17), -9.0)
+    """
+    offsets = np.asarray(offsets_mm, np.float64)
+    dz = bed_grid.voxel_size_mm[2]
+    bottom = bed_grid.origin_mm[2] + offsets.min()
+    top = bed_grid.origin_mm[2] + dz * (bed_grid.shape[2] - 1) + offsets.max()
+    n_planes = int(np.floor((top - bottom) / dz + 1e-6)) + 1
+    return ImageGrid((*bed_grid.shape[:2], n_planes), bed_grid.voxel_size_mm,
+                     (*bed_grid.origin_mm[:2], bottom))
 
 
 def bed_value(container: Container, key: str, where: str) -> float:

@@ -12,7 +12,7 @@ and
    DecayCorrection START refers to the series time, the first bed's start):
    ``f_b <- f_b x 2^((t_b - t_0) / T_half)``;
 3. places every bed on a whole-body grid (the bed grid extended along z,
-   :func:`~petrecon.simulate.multibed.whole_body_grid`; bed ``b``'s plane at
+   :func:`~petrecon.io.multibed.whole_body_grid`; bed ``b``'s plane at
    scanner ``z`` lies at whole-body ``z + bed_offset_mm[b]``, linear
    interpolation along z where the offsets are not whole planes apart) and
    averages them with sensitivity weights::
@@ -55,12 +55,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from petrecon.errors import ParameterError
-from petrecon.io.multibed import WholeBodyStudy
+from petrecon.io.multibed import WholeBodyStudy, whole_body_grid
 from petrecon.operators import gaussian_post_filter
 from petrecon.projectors.sinogram import SinogramProjector
 from petrecon.recon.protocol import ReconstructionProtocol
 from petrecon.recon.study import StudyReconstruction, _half_life_s, reconstruct_study
-from petrecon.simulate.multibed import whole_body_grid
 from petrecon.volume import ImageGrid, Volume
 
 

@@ -15,7 +15,7 @@ Offsets: ``n_beds`` beds, centred on ``centre_mm``, spaced by
 
 The whole-body volumes (``activity_bq_per_ml`` at the first bed's start,
 ``mu_per_cm``, ``ct_hu``, ...) are voxelised on a grid that covers every
-bed (:func:`whole_body_grid`).
+bed (:func:`~petrecon.io.multibed.whole_body_grid`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 from petrecon import __version__
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout, default_layout
-from petrecon.io.multibed import WholeBodyStudy, bed_file_name, write_whole_body
+from petrecon.io.multibed import WholeBodyStudy, bed_file_name, whole_body_grid, write_whole_body
 from petrecon.isotopes import get_isotope
 from petrecon.simulate.acquisition import region_concentrations_bq_per_ml, simulate_study
 from petrecon.simulate.phantom import Phantom, Solid, load_phantom
@@ -68,25 +68,6 @@ def translated_phantom(phantom: Phantom, dz_mm: float) -> Phantom:
     regions = tuple(dataclasses.replace(region, parts=tuple(tuple(move(s) for s in part) for part in region.parts))
                     for region in phantom.regions)
     return dataclasses.replace(phantom, regions=regions)
-
-
-def whole_body_grid(bed_grid: ImageGrid, offsets_mm) -> ImageGrid:
-    """The bed grid extended along z over every bed (same voxels; planes aligned with the lowest bed's, the last
-    plane inside the top bed).
-
-    Examples
-    --------
-    >>> grid = whole_body_grid(ImageGrid.centred((4, 4, 10), (2.0, 2.0, 2.0)), [15.0, 0.0])
-    >>> grid.shape, grid.origin_mm[2]
-    ((4, 4, 17), -9.0)
-    """
-    offsets = np.asarray(offsets_mm, np.float64)
-    dz = bed_grid.voxel_size_mm[2]
-    bottom = bed_grid.origin_mm[2] + offsets.min()
-    top = bed_grid.origin_mm[2] + dz * (bed_grid.shape[2] - 1) + offsets.max()
-    n_planes = int(np.floor((top - bottom) / dz + 1e-6)) + 1
-    return ImageGrid((*bed_grid.shape[:2], n_planes), bed_grid.voxel_size_mm,
-                     (*bed_grid.origin_mm[:2], bottom))
 
 
 def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent: float,
