@@ -123,7 +123,7 @@ def check_beds(study: WholeBodyStudy) -> None:
 
 
 def bed_sensitivity(study: WholeBodyStudy, b: int, grid: ImageGrid, protocol: ReconstructionProtocol) -> Volume:
-    """Stitching weight ``w_b`` of bed ``b`` on ``grid`` (module docstring): expected counts per unit activity at t_0."""
+    """Stitching weight ``w_b`` of bed ``b`` on ``grid`` (module docstring): counts per unit activity at t_0."""
     bed = study.beds[b]
     efficiency = np.ones(bed.layout.shape, np.float32)
     if protocol.corrections.normalisation and "normalisation" in bed.sinograms:
@@ -131,7 +131,8 @@ def bed_sensitivity(study: WholeBodyStudy, b: int, grid: ImageGrid, protocol: Re
     live_fraction = float(bed.attributes.get("live_fraction", 1.0))
     decay = _decay_since_first_bed(study, b) if protocol.corrections.decay else 1.0
     scale = np.float32(live_fraction * study.durations_s()[b] * decay)
-    return Volume(SinogramProjector(bed.layout, grid).adjoint(efficiency) * scale, grid, {"units": "counts per Bq/ml"})
+    sensitivity = SinogramProjector(bed.layout, grid).adjoint(efficiency) * scale
+    return Volume(sensitivity, grid, {"units": "relative counts per unit activity"})
 
 
 def _decay_since_first_bed(study: WholeBodyStudy, b: int) -> float:

@@ -153,7 +153,7 @@ def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent:
 
 def simulate_whole_body_to_file(path, phantom: Phantom | str, *, overwrite: bool = False,
                                 **settings) -> tuple[WholeBodyStudy, list[Path]]:
-    """Simulate (:func:`simulate_whole_body` with ``settings``) and write it (:func:`~petrecon.io.multibed.write_whole_body`).
+    """Simulate (:func:`simulate_whole_body` with ``settings``) and write the study (main file and bed files).
 
     Existing outputs are refused before any work unless ``overwrite``.
     """
