@@ -116,11 +116,15 @@ def _cmd_recon(args: argparse.Namespace) -> None:
 
 
 def _reconstruct(args: argparse.Namespace, backend: str) -> None:
+    from petrecon.io.multibed import is_whole_body
     from petrecon.io.study_input import open_listmode, open_study, plan_corrections
 
     protocol = _recon_protocol(args)
     mu = _recon_mu_map(args)
     progress = not args.quiet
+    if is_whole_body(args.study):  # whole-body multi-bed study: beds stitched into one volume
+        _whole_body(args, protocol, mu, progress)
+        return
     if args.frames:
         from petrecon.recon.dynamic import parse_frame_schedule
 
@@ -142,6 +146,18 @@ def _reconstruct(args: argparse.Namespace, backend: str) -> None:
         _dynamic(args, source, study, frames, protocol, mu, not_applied, fields, provenance, progress)
     else:
         _static(args, study, protocol, mu, not_applied, fields, provenance, progress)
+
+
+def _whole_body(args, protocol, mu, progress) -> None:
+    from petrecon.errors import ParameterError
+    from petrecon.recon.wholebody import reconstruct_whole_body_to_file
+
+    if args.frames:
+        raise ParameterError(f"{args.study}: --frames needs list-mode, not a whole-body study")
+    for line in reconstruct_whole_body_to_file(args.study, protocol, args.out, dicom=args.dicom, mu=mu,
+                                               overwrite=args.overwrite, progress=progress,
+                                               dicom_fields=lambda attributes: _dicom_fields(attributes, args)):
+        print(line)
 
 
 def _is_file(path) -> bool:

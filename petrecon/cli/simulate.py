@@ -36,6 +36,24 @@ def _phantom_parameters(args: argparse.Namespace) -> dict:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
+    if args.beds is not None:  # whole-body: overlapping bed positions (petrecon.simulate.multibed)
+        from petrecon.errors import ParameterError
+        from petrecon.simulate.multibed import simulate_whole_body_to_file
+
+        if args.listmode:
+            raise ParameterError("--listmode is for single-bed studies; drop it or --beds")
+        study, paths = simulate_whole_body_to_file(
+            args.out, args.phantom, overwrite=args.overwrite, n_beds=args.beds, overlap_percent=args.overlap_percent,
+            scanner=args.scanner, span=args.span, isotope=args.isotope, parameters=_phantom_parameters(args) or None,
+            injected_activity_bq=None if args.activity_mbq is None else args.activity_mbq * 1e6,
+            duration_s=args.duration_s, frame_start_s=args.frame_start_s, seed=args.seed, noise=args.noise,
+            progress=not args.quiet)
+        for b, (offset, start) in enumerate(zip(study.bed_offsets_mm(), study.frame_starts_s())):
+            print(f"bed {b}    table {offset:+8.1f} mm, start {start:.0f} s, "
+                  f"{study.beds[b].attributes['counts']['prompts']:.4g} prompts")
+        for path in paths:
+            print(f"wrote    {path}")
+        return
     from petrecon.simulate.acquisition import simulate_to_file
 
     study, paths = simulate_to_file(
@@ -81,6 +99,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     simulate.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True, help="Poisson noise (default on)")
     simulate.add_argument("--listmode", action="store_true", help="also write PETLINK list-mode (OUT with suffix .l)")
+    simulate.add_argument("--beds", type=int, default=None, metavar="N",
+                          help="whole-body: N overlapping bed positions (OUT + OUT.bed<i>.h5 files)")
+    simulate.add_argument("--overlap-percent", type=float, default=25.0,
+                          help="whole-body: bed overlap in %% of the axial field of view (default 25)")
     simulate.add_argument("--out", default="study.h5", help="output container (default study.h5)")
     simulate.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     simulate.add_argument("--quiet", action="store_true", help="no progress bars")

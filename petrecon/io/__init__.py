@@ -6,7 +6,7 @@ export), :mod:`~petrecon.io.petlink` (PETLINK words) and
 :mod:`~petrecon.io.interfile` (Siemens Interfile), :mod:`~petrecon.io.siemens`
 (raw-data DICOM exports), :mod:`~petrecon.io.petsird_io` (PETSIRD),
 :mod:`~petrecon.io.dicom` (CT, Dixon MR and PET series), :mod:`~petrecon.io.atomic`
-(atomic output).
+(atomic output), :mod:`~petrecon.io.multibed` (whole-body studies of several beds).
 """
 
 from petrecon.io.container import Container, read_container, write_container

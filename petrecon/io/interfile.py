@@ -38,7 +38,8 @@ registry key), ``name of data file``, ``!originating system``,
 headers imply it), ``%tof mashing factor``, ``number of scan data types``,
 ``scan data type description[i]``, ``data offset in bytes[i]``,
 ``image duration (sec)``, ``image relative start time (sec)``, ``!END OF
-INTERFILE``. Image headers: ``matrix size[1..3]`` (x fastest), ``scale factor
+INTERFILE``, and ``%start horizontal bed position (mm)`` when a bed offset
+is given (read back by :func:`bed_offset_mm`). Image headers: ``matrix size[1..3]`` (x fastest), ``scale factor
 (mm/pixel) [1..3]``, ``first pixel offset (mm) [1..3]`` (centre of voxel 0,
 STIR's key), ``number format``, ``number of bytes per pixel``,
 ``imagedata byte order``, ``quantification units``.
@@ -294,6 +295,24 @@ class InterfileSinograms:
     header: InterfileHeader
 
 
+BED_POSITION_KEY = "start horizontal bed position (mm)"
+
+
+def bed_offset_mm(header: InterfileHeader) -> float | None:
+    """Table position of the data set (``%start horizontal bed position (mm)``), None when the key is absent.
+
+    The whole-body ``bed_offset_mm`` of :mod:`petrecon.io.multibed` (the
+    key's direction relative to the scanner's +z is taken as +z: unverified).
+
+    Examples
+    --------
+    >>> text = "!INTERFILE :=\\n%start horizontal bed position (mm) := -1200.5\\n"
+    >>> bed_offset_mm(parse_interfile(text, "h.hdr"))
+    -1200.5
+    """
+    return header.number(BED_POSITION_KEY) if header.has(BED_POSITION_KEY) else None
+
+
 def layout_from_header(header: InterfileHeader, scanner: str | None = None) -> SinogramLayout:
     """Check the header's sinogram geometry against the registry and return the matching layout.
 
@@ -396,7 +415,7 @@ def read_interfile_sinograms(header_path: str | os.PathLike, *, scanner: str | N
 
 def write_interfile_sinograms(header_path: str | os.PathLike, sinograms: dict[str, np.ndarray],
                               layout: SinogramLayout, *, start_s: float = 0.0, duration_s: float | None = None,
-                              overwrite: bool = False) -> Path:
+                              bed_offset_mm: float | None = None, overwrite: bool = False) -> Path:
     """Write sinograms (one data file, one block per name) with a Siemens-style header.
 
     All arrays must share ``layout.shape`` and one dtype of int16, int32,
@@ -461,6 +480,8 @@ def write_interfile_sinograms(header_path: str | os.PathLike, sinograms: dict[st
     items.append(("image relative start time (sec)", float(start_s)))
     if duration_s is not None:
         items.append(("image duration (sec)", float(duration_s)))
+    if bed_offset_mm is not None:
+        items.append((f"%{BED_POSITION_KEY}", float(bed_offset_mm)))
     with atomic_output(data_path, overwrite=overwrite) as temporary_data, \
             atomic_output(header_path, overwrite=overwrite) as temporary_header:
         with open(temporary_data, "wb") as f:

@@ -398,26 +398,30 @@ def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramL
     The container holds sinograms ``prompts`` and ``delays`` (uint32, the
     layout's shape), attributes (frame, duration, counts, mean bucket singles)
     and the provenance (input SHA-256, layout, frame). What ``petrecon
-    histogram`` runs.
+    histogram`` runs. The table position ``%start horizontal bed position (mm)``
+    of the Interfile header (the DICOM wrapper's, else ``<file>.hdr`` next to a
+    raw ``.l``) becomes the attribute ``bed_offset_mm`` (whole-body studies).
     """
     from petrecon.io.container import Container, make_provenance, write_container
+    from petrecon.io.interfile import bed_offset_mm, read_header
 
     source = Path(source)
     words_path = source
+    header = read_header(Path(f"{source}.hdr")) if Path(f"{source}.hdr").is_file() else None
     if source.is_dir():
         from petrecon.io.siemens import open_export
 
         found = open_export(source).listmode
         if len(found) != 1:
             raise FormatError(source, "list-mode", f"the export holds {len(found)} list-mode objects; name one .dcm")
-        words_path = found[0].payload_path
+        words_path, header = found[0].payload_path, found[0].header
     elif source.suffix.lower() in (".dcm", ".ima"):
         from petrecon.io.siemens import read_wrapper
 
         wrapper = read_wrapper(source)
         if wrapper.kind != "listmode":
             raise FormatError(source, "kind", f"is a {wrapper.kind} object, not list-mode")
-        words_path = wrapper.payload_path
+        words_path, header = wrapper.payload_path, wrapper.header
     if Path(out).exists() and not overwrite:
         raise FormatError(out, "file", "exists; pass overwrite=True (--overwrite) to replace it")
     result = histogram_listmode(words_path, layout, start_s=start_s, end_s=end_s, progress=progress)
@@ -425,6 +429,8 @@ def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramL
                   "duration_s": result.duration_s, "n_prompts": result.n_prompts, "n_delays": result.n_delays,
                   "n_dropped": result.n_dropped, "n_unmapped": result.n_unmapped,
                   "bucket_singles_per_s": {str(k): v for k, v in result.singles_per_s.items()}}
+    if header is not None and bed_offset_mm(header) is not None:
+        attributes["bed_offset_mm"] = bed_offset_mm(header)
     provenance = make_provenance(protocol={"operation": "histogram", "span": layout.span,
                                            "max_ring_difference": layout.max_ring_difference,
                                            "frame_s": [start_s, end_s]},

@@ -7,7 +7,8 @@ Modules: :mod:`~petrecon.simulate.phantom` (TOML phantoms, solids),
 :mod:`~petrecon.simulate.resolution`, :mod:`~petrecon.simulate.detection`
 (normalisation, singles, randoms), :mod:`~petrecon.simulate.scatter`,
 :mod:`~petrecon.simulate.listmode`, :mod:`~petrecon.simulate.performance`
-and :mod:`~petrecon.simulate.acquisition` (:func:`simulate_study`).
+and :mod:`~petrecon.simulate.acquisition` (:func:`simulate_study`);
+:mod:`~petrecon.simulate.multibed` simulates whole-body studies of several beds.
 """
 
 from petrecon.simulate.chords import chord_length_cylinder_mm, chord_length_sphere_mm
