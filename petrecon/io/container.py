@@ -23,13 +23,14 @@ with every file (contract 8).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,18 +134,8 @@ def read_container(path: str | os.PathLike) -> Container:
     FormatError
         If the file is missing, not HDF5, not a petrecon container, or a field is malformed.
     """
-    import h5py
-
     path = Path(path)
-    if not path.is_file():
-        raise FormatError(path, "file", "does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
-        raise FormatError(path, "file", f"is not a readable HDF5 file ({error})") from None
-    with f:
-        if f.attrs.get("format") != FORMAT_NAME:
-            raise FormatError(path, "format", f"is {f.attrs.get('format')!r}, expected {FORMAT_NAME!r}")
+    with open_petrecon_hdf5(path, FORMAT_NAME) as f:
         version = int(f.attrs.get("format_version", -1))
         if version > FORMAT_VERSION:
             raise FormatError(path, "format_version", f"is {version}; this petrecon reads up to {FORMAT_VERSION}")
@@ -166,6 +157,29 @@ def read_container(path: str | os.PathLike) -> Container:
             raise FormatError(path, "datasets", f"cannot be read ({error})") from None
     _check_sinograms(path, container)
     return container
+
+
+@contextlib.contextmanager
+def open_petrecon_hdf5(path: Path, format_name: str) -> Iterator[Any]:
+    """Open one of petrecon's HDF5 files for reading, checking its ``format`` attribute.
+
+    Raises
+    ------
+    FormatError
+        If the file is missing, not HDF5, or of another format.
+    """
+    import h5py
+
+    if not path.is_file():
+        raise FormatError(path, "file", "does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:
+        raise FormatError(path, "file", f"is not a readable HDF5 file ({error})") from None
+    with f:
+        if f.attrs.get("format") != format_name:
+            raise FormatError(path, "format", f"is {f.attrs.get('format')!r}, expected {format_name!r}")
+        yield f
 
 
 def _read_volume(path: Path, name: str, dataset: Any) -> Volume:

@@ -27,7 +27,7 @@ from petrecon.errors import FormatError, GeometryError, ParameterError
 from petrecon.geometry import SinogramLayout
 from petrecon.geometry.sinogram import layout_from_dict
 from petrecon.io.atomic import atomic_output
-from petrecon.io.container import Container
+from petrecon.io.container import Container, open_petrecon_hdf5
 from petrecon.recon.corrections.normalisation import Normalisation, estimate_normalisation
 
 FORMAT_NAME = "petrecon-normalisation"
@@ -111,18 +111,8 @@ def read_normalisation(path: str | os.PathLike, layout: SinogramLayout | None = 
     GeometryError
         If ``layout`` differs from the layout the normalisation was measured for.
     """
-    import h5py
-
     path = Path(path)
-    if not path.is_file():
-        raise FormatError(path, "file", "does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
-        raise FormatError(path, "file", f"is not a readable HDF5 file ({error})") from None
-    with f:
-        if f.attrs.get("format") != FORMAT_NAME:
-            raise FormatError(path, "format", f"is {f.attrs.get('format')!r}, expected {FORMAT_NAME!r}")
+    with open_petrecon_hdf5(path, FORMAT_NAME) as f:
         try:
             stored = layout_from_dict(json.loads(f.attrs["layout"]))
         except (KeyError, ValueError, GeometryError) as error:
