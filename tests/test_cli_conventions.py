@@ -45,7 +45,7 @@ def test_global_options_reach_every_sub_command(argv, attribute, value):
     (["-v", "scanners"], logging.INFO),
     (["-vv", "scanners"], logging.DEBUG),
     (["scanners", "--verbose"], logging.INFO),
-    (["--quiet", "scanners"], logging.ERROR),
+    (["--quiet", "scanners"], logging.WARNING),        # warnings (a correction switched off) still print
     (["--log-level", "debug", "scanners"], logging.DEBUG),
     (["--quiet", "--log-level", "info", "scanners"], logging.INFO),   # an explicit level wins
 ])

@@ -2,8 +2,9 @@
 
 Conventions shared by every sub-command (given before or after its name):
 
-* ``--quiet``: no progress bars, only results and errors (the ``petrecon``
-  logger at ERROR); sub-commands with their own ``--quiet`` keep it.
+* ``--quiet``: no progress bars, only results, warnings and errors (the
+  ``petrecon`` logger at WARNING: a correction switched off is never
+  hidden); sub-commands with their own ``--quiet`` keep it.
 * ``-v`` / ``--verbose`` (INFO, ``-vv`` DEBUG) or ``--log-level LEVEL``: the
   level of the ``petrecon`` logger, printed to stderr as ``petrecon: LEVEL: ...``.
 * ``--debug``: tracebacks instead of one-line errors.
@@ -45,7 +46,7 @@ def _add_global_options(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     default never overwrites a value given before the sub-command, and an option a sub-command already has
     (its own ``--quiet``, ``phantoms -v``) stays its own."""
     options = [
-        (("--quiet",), {"dest": "global_quiet", "action": "store_true", "help": "no progress bars, only results and errors"}),
+        (("--quiet",), {"dest": "global_quiet", "action": "store_true", "help": "no progress bars, only results, warnings and errors"}),
         (("-v", "--verbose"), {"dest": "verbosity", "action": "count", "help": "log progress (INFO); -vv: DEBUG"}),
         (("--log-level",), {"choices": list(LOG_LEVELS), "help": "level of the petrecon logger (default warning)"}),
         (("--debug",), {"action": "store_true", "help": "show tracebacks instead of one-line errors"}),
@@ -79,7 +80,7 @@ def _apply_global_options(args: argparse.Namespace) -> None:
         if hasattr(args, "progress"):
             args.progress = False
     verbosity = args.verbosity or 0
-    level = logging.ERROR if quiet else (logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING)
+    level = logging.WARNING if quiet or not verbosity else (logging.DEBUG if verbosity > 1 else logging.INFO)
     configure_logging(LOG_LEVELS[args.log_level] if args.log_level else level)
     args.debug = bool(args.debug)
 

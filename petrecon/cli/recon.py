@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import logging
 import os
-import sys
 
 _EPILOG = """examples:
   petrecon recon study.h5 --out recon.h5                                 # petrecon container
@@ -82,7 +82,7 @@ def _backend(name: str):
 
 
 def _warn(message: str) -> None:
-    print(f"petrecon: warning: {message}", file=sys.stderr)
+    logging.getLogger("petrecon.recon").warning(message)
 
 
 def _study_facts(study, args: argparse.Namespace) -> None:
