@@ -382,7 +382,7 @@ def _write_outputs(result: DemoResult, study, volume: Volume, truth: dict, *, ov
         mip_png(volume, paths["mip"], title="AW-OSEM reconstruction (Bq/ml)", overwrite=overwrite)
         plane_z_mm = float(np.mean([s.centre_mm[2] for s in result.nema.spheres]))
         transverse_slices_png({"AW-OSEM reconstruction": volume, "truth": truth_volume}, plane_z_mm, paths["slice"],
-                              title=f"sphere plane, z = {plane_z_mm:.1f} mm (Bq/ml)", overwrite=overwrite)
+                              title=f"sphere plane, z = {round(plane_z_mm, 1) + 0.0:.1f} mm (Bq/ml)", overwrite=overwrite)
         plot_recovery(result.nema, paths["recovery"], overwrite=overwrite)
         bar.update(2)
         result.timings_s["write"] = time.perf_counter() - start

@@ -95,5 +95,5 @@ def transverse_slices_png(volumes: dict[str, Volume], z_mm: float, path: str | o
                           extent=extent[:2] + extent[2:][::-1], cmap="gray_r", vmin=0, vmax=top)
         ax.set(title=name, xlabel="x (mm)", ylabel="y (mm)")
     fig.colorbar(shown, ax=axes[0].tolist(), fraction=0.025, label=first.metadata.get("units", ""))
-    fig.suptitle(title or f"transverse slice z = {first.grid.voxel_centres_mm(2)[k]:.1f} mm")
+    fig.suptitle(title or f"transverse slice z = {round(float(first.grid.voxel_centres_mm(2)[k]), 1) + 0.0:.1f} mm")
     return _save(fig, path, overwrite)
