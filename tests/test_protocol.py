@@ -14,6 +14,7 @@ def test_shipped_clinical_protocol_is_the_study_protocol():
     assert protocol.osem == OsemProtocol(4, 8, 5.0)  # reference/clinical-protocol.md
     assert protocol.corrections == CorrectionSettings()
     assert protocol.psf_fwhm_mm == 0.0
+    assert protocol.whole_body == "stitched"
     assert "clinical" in shipped_protocols()
 
 
@@ -21,7 +22,8 @@ def test_every_parameter_survives_a_file_round_trip(tmp_path):
     protocol = ReconstructionProtocol(
         name="earl2-mmr", description='harmonised "EARL2"', scanner="mmr", osem=OsemProtocol(3, 21, 6.5),
         psf_fwhm_mm=4.0, corrections=CorrectionSettings(scatter=False, scatter_rounds=3),
-        image_shape=(172, 172, 127), voxel_size_mm=(4.17252, 4.17252, 2.03125), calibration_bq_per_ml_per_unit=1.7)
+        image_shape=(172, 172, 127), voxel_size_mm=(4.17252, 4.17252, 2.03125), calibration_bq_per_ml_per_unit=1.7,
+        whole_body="joint")
     path = protocol.save(tmp_path / "p.toml")
     assert ReconstructionProtocol.load(path) == protocol
     with pytest.raises(PetreconError, match="exists"):
@@ -34,6 +36,8 @@ def test_every_parameter_survives_a_file_round_trip(tmp_path):
     ("[osem]\nn_subsets = 0\n", "value"),
     ("[corrections]\nscatter_rounds = 50\n", "value"),
     ("[image]\nshape = [1, 2, 3]\n", "value"),
+    ("[whole_body]\nmethod = \"mean\"\n", "value"),
+    ("[whole_body]\njoint = true\n", "[whole_body] joint"),
     ("name = \n", "TOML"),
 ])
 def test_bad_protocol_files_name_the_file_and_the_field(text, field):

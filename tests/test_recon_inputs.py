@@ -226,3 +226,34 @@ def test_open_study_refuses_what_it_cannot_read(inputs, tmp_path):
     counts = [half.attributes["n_prompts"] for half in halves]
     assert min(counts) > 0 and sum(counts) == int(inputs["study"].container.sinograms["prompts"].sum())
     assert halves[0].attributes["duration_s"] == 0.5 and halves[0].attributes["input_format"] == "listmode"
+
+
+# The header of a Siemens component-based normalisation (keys as STIR's InterfileHeaderSiemens reads them; the
+# mMR's 8 components), with a payload of the right length in float32.
+COMPONENT_NORM_HEADER = "\n".join([
+    "!INTERFILE:=", "%comment:=SMS-MI normalization", "!name of data file:=scan.n",
+    "%number of normalization components:=8",
+    *(f"%normalization component[{i}]:={name}" for i, name in enumerate(
+        ("geometric effects", "crystal interference", "crystal efficiencies", "axial effects",
+         "paralyzing ring DT parameters", "non-paralyzing ring DT parameters", "TX crystal DT parameter",
+         "additional axial effects"), start=1)), ""])
+
+
+def test_component_based_norm_is_refused_when_given_and_left_out_of_an_export(inputs, tmp_path, capsys):
+    _wrap = _sibling("test_io_siemens")._wrap
+    folder = inputs["folder"]
+    (tmp_path / "scan.n").write_bytes(np.zeros(1000, np.float32).tobytes())
+    (tmp_path / "scan.n.hdr").write_text(COMPONENT_NORM_HEADER)
+    code = main(["recon", str(folder / "scan.l"), "--scanner", "test", "--norm", str(tmp_path / "scan.n.hdr"),
+                 "--out", str(tmp_path / "r.h5"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "scan.n.hdr" in err and "number of normalization components" in err and "--no normalisation" in err
+    export = tmp_path / "export"  # list-mode and a component norm, as a scanner exports them
+    export.mkdir()
+    _wrap(export / "lm.dcm", "!INTERFILE:=\nname of data file:=scan.l\n", inputs["study"].listmode_words.tobytes())
+    _wrap(export / "norm.dcm", COMPONENT_NORM_HEADER, np.zeros(1000, np.float32).tobytes())
+    result = _recon(inputs, export, "--scanner", "test", tmp_path=tmp_path)
+    assert result.provenance["corrected_image"] == ["ATTN", "RAN", "DECY"]
+    assert "normalisation" in result.provenance["corrections_not_applied"]
+    assert "component-based normalisation" in capsys.readouterr().err

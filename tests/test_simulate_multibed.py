@@ -99,3 +99,9 @@ def test_simulate_and_recon_commands_handle_whole_body_studies(tmp_path, capsys)
     series = read_pet_series(dicom)
     assert series.grid.shape == (24, 24, 28)  # one series over both beds
     np.testing.assert_allclose(series.data, volume.data, rtol=1e-3, atol=1e-3 * float(volume.data.max()))  # int16 slope
+    joint = tmp_path / "joint.h5"
+    assert main(["recon", str(out), "--protocol", str(protocol), "--whole-body", "joint", "--out", str(joint),
+                 "--quiet"]) == 0
+    assert "2 beds at 12, -12 mm, reconstructed jointly" in capsys.readouterr().out
+    assert read_container(joint).volumes["activity_bq_per_ml"].grid.shape == (24, 24, 28)
+    assert read_container(joint).provenance["protocol"]["whole_body"] == "joint"

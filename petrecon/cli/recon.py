@@ -10,14 +10,15 @@ import os
 
 _EPILOG = """examples:
   petrecon recon study.h5 --out recon.h5                                 # petrecon container
-  petrecon recon scan.s.hdr --norm scan.n.hdr --mumap-ct ct/ --out recon.h5 --dicom pet/   # Interfile sinograms
+  petrecon recon scan.s.hdr --norm norm.s.hdr --mumap-ct ct/ --out recon.h5 --dicom pet/   # Interfile sinograms
   petrecon recon scan.mhdr --mumap-ct ct/ --calibration 1.02 --out recon.h5              # Interfile main header
-  petrecon recon PETLM.l --scanner mmr --isotope F18 --norm norm.n.hdr \\
+  petrecon recon PETLM.l --scanner mmr --isotope F18 --norm norm.h5 \\
       --mumap-dixon water/ fat/ --calibration 1.02 --out recon.h5                     # PETLINK list-mode
   petrecon recon export/ --mumap-dixon water/ fat/ --dicom pet/                          # Siemens raw-data export
   petrecon recon scan.petsird --scanner test --isotope F18 --no normalisation --out r.h5 # PETSIRD
   petrecon recon PETLM.l --scanner mmr --frames 6x10s,4x60s,5x300s --out dyn.h5 --dicom dyn/   # dynamic
   petrecon recon study.h5 --protocol site.toml --no scatter --psf-fwhm-mm 4 --backend cuda --out r.h5
+  petrecon recon wb.h5 --whole-body joint --dicom wb/     # whole-body: all beds in one OSEM (default: stitched)
 
 Corrections the input cannot support (no normalisation, no delays, no mu-map,
 no live fraction, no isotope) are switched off with a warning and recorded in
@@ -38,7 +39,8 @@ def _recon_protocol(args: argparse.Namespace):
     psf = protocol.psf_fwhm_mm if args.psf_fwhm_mm is None else args.psf_fwhm_mm
     calibration = protocol.calibration_bq_per_ml_per_unit if args.calibration is None else args.calibration
     return dataclasses.replace(protocol, osem=osem, corrections=corrections, psf_fwhm_mm=psf,
-                               calibration_bq_per_ml_per_unit=calibration)
+                               calibration_bq_per_ml_per_unit=calibration,
+                               whole_body=args.whole_body or protocol.whole_body)
 
 
 def _recon_mu_map(args: argparse.Namespace):
@@ -251,6 +253,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     recon.add_argument("--subsets", type=int, default=None, help="override the protocol's subsets")
     recon.add_argument("--fwhm-mm", type=float, default=None, help="override the post-filter FWHM (mm)")
     recon.add_argument("--psf-fwhm-mm", type=float, default=None, help="image-space PSF in the system model (mm)")
+    recon.add_argument("--whole-body", choices=["stitched", "joint"], default=None,
+                       help="whole-body studies: stitch beds reconstructed one by one (protocol default) or "
+                            "reconstruct all beds jointly in one OSEM")
     recon.add_argument("--calibration", type=float, default=None, metavar="BQ_PER_ML_PER_UNIT",
                        help="cross-calibration factor (overrides the protocol's and the study's)")
     recon.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")

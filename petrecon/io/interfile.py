@@ -369,6 +369,19 @@ def layout_from_header(header: InterfileHeader, scanner: str | None = None) -> S
                       f"segments {segment_table} match no registry scanner ({'; '.join(problems)})")
 
 
+def is_component_normalisation(header: InterfileHeader) -> bool:
+    """Whether ``header`` describes a Siemens component-based normalisation (``%number of normalization components``:
+    geometric effects, crystal interference, crystal efficiencies, axial effects, dead-time parameters; the mMR's
+    file has 8, the Biograph 64's 7) rather than a normalisation sinogram. Keys: STIR ``InterfileHeaderSiemens``.
+
+    Examples
+    --------
+    >>> is_component_normalisation(parse_interfile("!INTERFILE:=\\n%number of normalization components:=8\\n", "n"))
+    True
+    """
+    return header.has("number of normalization components")
+
+
 def read_interfile_sinograms(header_path: str | os.PathLike, *, scanner: str | None = None,
                              data_path: str | os.PathLike | None = None,
                              header: InterfileHeader | None = None) -> InterfileSinograms:
@@ -392,6 +405,12 @@ def read_interfile_sinograms(header_path: str | os.PathLike, *, scanner: str | N
         Arrays in native byte order, shape ``layout.shape``, dtype of the file.
     """
     header = header or read_header(header_path)
+    if is_component_normalisation(header):
+        raise FormatError(header.path, "number of normalization components",
+                          f"{header.integer('number of normalization components')} components: a Siemens "
+                          "component-based normalisation (.n), which petrecon does not expand into bin "
+                          "efficiencies; give a normalisation sinogram or a `petrecon norm` file, or switch "
+                          "normalisation off (--no normalisation)")
     compression = header.text("compression", "off").strip().lower()
     if compression not in ("off", "none", "no", ""):
         raise FormatError(header.path, "compression", f"is {compression!r}; petrecon reads uncompressed sinograms only")

@@ -264,7 +264,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         if len(found) != 1 or found[0].kind != "listmode":
             raise FormatError(path, "kind", "is not one list-mode object")
         header, words_path = found[0].header, found[0].payload_path
-        norms = open_export(path).norm if kind == "siemens-export" and normalisation is None else []
+        norms = _usable_norms(open_export(path).norm) if kind == "siemens-export" and normalisation is None else []
         normalisation = norms[0].dicom_path if len(norms) == 1 else normalisation
     if kind not in ("listmode", "petsird") and words_path == path:
         raise FormatError(path, "format", f"is a {kind} input of sinograms, not list-mode")
@@ -385,10 +385,23 @@ def _export_study(path: Path, scanner) -> Container:
         raise FormatError(path, "objects", f"the export holds {len(export.listmode)} list-mode and "
                                            f"{len(export.sinogram)} sinogram objects; name one .dcm")
     study = _wrapper_study(export.sinogram[0].dicom_path, scanner)
-    if len(export.norm) == 1:
-        norm = export.norm[0].read_sinograms(_scanner_name(scanner) or study.layout.scanner.name).data
-        study.sinograms["normalisation"] = _single(export.norm[0].dicom_path, norm)
+    norms = _usable_norms(export.norm)
+    if len(norms) == 1:
+        norm = norms[0].read_sinograms(_scanner_name(scanner) or study.layout.scanner.name).data
+        study.sinograms["normalisation"] = _single(norms[0].dicom_path, norm)
     return study
+
+
+def _usable_norms(norms: list) -> list:
+    """The normalisation objects of an export petrecon can apply: a component-based one (a scanner's ``.n``)
+    is left out with a warning (the study then has no normalisation: switched off and recorded, or give one)."""
+    from petrecon.io.interfile import is_component_normalisation
+
+    for norm in norms:
+        if is_component_normalisation(norm.header):
+            LOG.warning("%s: a Siemens component-based normalisation, which petrecon does not expand; not used "
+                        "(give a normalisation sinogram or a `petrecon norm` file with --norm)", norm.dicom_path)
+    return [norm for norm in norms if not is_component_normalisation(norm.header)]
 
 
 def _normalisation_sinogram(path: Path, layout: SinogramLayout, scanner) -> np.ndarray:

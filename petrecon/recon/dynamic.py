@@ -190,7 +190,7 @@ def reconstruct_listmode_frames(source, base: Container, frames: list[Frame],
         Progress bars.
     """
     from petrecon.io.listmode import iter_listmode_frames, last_time_tag_ms
-    from petrecon.recon.study import _half_life_s, reconstruct_study
+    from petrecon.recon.study import half_life_s, reconstruct_study
 
     if not frames:
         raise ParameterError("the frame schedule is empty")
@@ -220,7 +220,7 @@ def reconstruct_listmode_frames(source, base: Container, frames: list[Frame],
         result = reconstruct_study(study, protocol, mu=mu, progress=False)
         volume = result.volume
         if protocol.corrections.decay:
-            to_series_start = 2.0 ** (frame.start_s / _half_life_s(study))
+            to_series_start = 2.0 ** (frame.start_s / half_life_s(study))
             volume = Volume((volume.data * np.float32(to_series_start)).astype(np.float32), volume.grid,
                             {**volume.metadata, "decay_from_frame_start": to_series_start})
         volume.metadata.update({"frame_start_s": frame.start_s, "frame_duration_s": frame.duration_s})

@@ -29,6 +29,10 @@ File format (all keys optional; missing keys take the defaults below)::
     dead_time = true
     decay = true
 
+    [whole_body]
+    method = "stitched"              # beds reconstructed one by one and stitched, or "joint": one OSEM
+                                     # over every bed's data (petrecon.recon.joint_beds)
+
     [image]
     shape = [344, 344, 127]          # optional: default the scanner's
     voxel_size_mm = [2.08626, 2.08626, 2.03125]
@@ -54,6 +58,7 @@ from petrecon.io.atomic import atomic_output
 from petrecon.recon.osem import OsemProtocol
 
 PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocols"
+WHOLE_BODY_METHODS = ("stitched", "joint")
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,12 @@ class ReconstructionProtocol:
     image_shape: tuple[int, int, int] | None = None
     voxel_size_mm: tuple[float, float, float] | None = None
     calibration_bq_per_ml_per_unit: float | None = None
+    whole_body: str = "stitched"
 
     def __post_init__(self) -> None:
+        if self.whole_body not in WHOLE_BODY_METHODS:
+            raise ParameterError(f"the whole-body method must be one of {', '.join(WHOLE_BODY_METHODS)}, "
+                                 f"got {self.whole_body!r}")
         if not 0 <= self.psf_fwhm_mm <= 20:
             raise ParameterError(f"psf_fwhm_mm must be between 0 and 20 mm, got {self.psf_fwhm_mm}")
         if self.calibration_bq_per_ml_per_unit is not None and not self.calibration_bq_per_ml_per_unit > 0:
@@ -111,7 +120,7 @@ class ReconstructionProtocol:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise FormatError(source, "TOML", str(error)) from None
-        tables = {"osem", "resolution", "corrections", "image", "calibration"}
+        tables = {"osem", "resolution", "corrections", "whole_body", "image", "calibration"}
         _check_keys(source, "", document, {"name", "description", "scanner"} | tables)
         sections = {name: document.get(name, {}) for name in tables}
         for name, table in sections.items():
@@ -121,6 +130,7 @@ class ReconstructionProtocol:
         _check_keys(source, "resolution", sections["resolution"], {"psf_fwhm_mm"})
         _check_keys(source, "corrections", sections["corrections"],
                     {f.name for f in dataclasses.fields(CorrectionSettings)})
+        _check_keys(source, "whole_body", sections["whole_body"], {"method"})
         _check_keys(source, "image", sections["image"], {"shape", "voxel_size_mm"})
         _check_keys(source, "calibration", sections["calibration"], {"bq_per_ml_per_unit"})
         image = sections["image"]
@@ -135,6 +145,7 @@ class ReconstructionProtocol:
                 image_shape=tuple(int(n) for n in image["shape"]) if "shape" in image else None,
                 voxel_size_mm=tuple(float(v) for v in image["voxel_size_mm"]) if "voxel_size_mm" in image else None,
                 calibration_bq_per_ml_per_unit=_optional_float(sections["calibration"].get("bq_per_ml_per_unit")),
+                whole_body=str(sections["whole_body"].get("method", cls.whole_body)),
             )
         except (ParameterError, TypeError, ValueError) as error:
             raise FormatError(source, "value", str(error)) from None
@@ -164,6 +175,7 @@ class ReconstructionProtocol:
             "osem": dataclasses.asdict(self.osem),
             "resolution": {"psf_fwhm_mm": self.psf_fwhm_mm},
             "corrections": dataclasses.asdict(self.corrections),
+            "whole_body": {"method": self.whole_body},
             "image": {} if self.image_shape is None else {"shape": list(self.image_shape),
                                                           "voxel_size_mm": list(self.voxel_size_mm)},
             "calibration": {} if self.calibration_bq_per_ml_per_unit is None else {

@@ -40,6 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from petrecon.errors import ParameterError
+from petrecon.geometry import SinogramLayout
 from petrecon.io.container import Container
 from petrecon.isotopes import decay_correction_factor, get_isotope
 from petrecon.projectors.sinogram import SinogramProjector
@@ -74,43 +75,69 @@ class StudyReconstruction:
     scatter: np.ndarray | None
 
 
-def reconstruct_study(container: Container, protocol: ReconstructionProtocol = ReconstructionProtocol(), *,
-                      mu: Volume | None = None, progress: bool = True,
-                      callback: SubIterationCallback | None = None,
-                      normalisation: Normalisation | None = None) -> StudyReconstruction:
-    """Reconstruct ``container`` with ``protocol`` (model and precedence in the module docstring).
+@dataclass
+class StudyModel:
+    """The system model ``y_bar = m * (A x) + a`` of one study, before OSEM (module docstring).
 
-    Parameters
+    Attributes
     ----------
-    container : Container
-        Study with at least ``prompts`` and a layout.
-    protocol : ReconstructionProtocol
-        Reconstruction parameters and the corrections to apply.
-    mu : Volume, optional
-        mu-map (cm^-1) to use for attenuation (and scatter), e.g. from
-        :func:`petrecon.attenuation.ct_mu_map_on_grid`; any grid, best one
-        that covers the patient beyond the axial field of view.
-    progress : bool
-        Progress bars.
-    callback : callable, optional
-        Passed to :func:`~petrecon.recon.osem.osem` for the final reconstruction
-        (images in the uncalibrated system-model unit, before the post-filter).
-    normalisation : Normalisation, optional
-        Stored normalisation components (``petrecon norm``) to use instead of the study's own.
+    layout : SinogramLayout
+        The study's sinogram layout.
+    grid : ImageGrid
+        The reconstruction grid (scanner frame).
+    prompts : numpy.ndarray
+        Measured counts.
+    efficiency : numpy.ndarray
+        Normalisation x dead-time factors (what the scatter tail fit needs).
+    multiplicative : numpy.ndarray
+        ``m``: efficiency x frame duration (s), x attenuation factors when attenuation is corrected.
+    attenuation_factors : numpy.ndarray or None
+        Attenuation factors (also where only scatter estimation needs them).
+    randoms : numpy.ndarray
+        Expected randoms (counts); zeros without randoms correction.
+    scatter : numpy.ndarray or None
+        The study's own scatter sinogram, None when it is estimated or not corrected.
+    scatter_mu : Volume or None
+        The mu-map single scatter simulation runs over, None unless scatter is estimated.
+    corrected : list of str
+        CorrectedImage codes applied by ``m`` and ``a`` (without ``SCAT``, which depends on the rounds).
+    duration_s : float
+        Frame duration.
+    """
+
+    layout: SinogramLayout
+    grid: ImageGrid
+    prompts: np.ndarray
+    efficiency: np.ndarray
+    multiplicative: np.ndarray
+    attenuation_factors: np.ndarray | None
+    randoms: np.ndarray
+    scatter: np.ndarray | None
+    scatter_mu: Volume | None
+    corrected: list[str]
+    duration_s: float
+
+    def fitted_scatter(self, activity: Volume) -> np.ndarray:
+        """Single scatter simulated from ``activity`` (scanner frame) and this study's mu-map, tail-fitted (counts)."""
+        unscaled = single_scatter(activity, self.scatter_mu, self.layout)
+        return fit_scatter_tails(unscaled, self.prompts, self.randoms, self.efficiency,
+                                 self.attenuation_factors).sinogram
+
+
+def study_model(container: Container, protocol: ReconstructionProtocol = ReconstructionProtocol(), *,
+                mu: Volume | None = None, normalisation: Normalisation | None = None) -> StudyModel:
+    """Assemble the system model of ``container`` for ``protocol`` (arguments as :func:`reconstruct_study`).
 
     Raises
     ------
     ParameterError
-        If the study lacks what a requested correction needs, or a calibration.
+        If the study lacks what a requested correction needs.
     """
     layout = container.layout
     if layout is None or "prompts" not in container.sinograms:
         raise ParameterError("the study has no prompts sinogram (and layout) to reconstruct")
     prompts = np.asarray(container.sinograms["prompts"], dtype=np.float32)
     corrections = protocol.corrections
-    grid = _image_grid(protocol, layout)
-    projector = SinogramProjector(layout, grid)
-    system = ResolutionModelledProjector(projector, protocol.psf_fwhm_mm) if protocol.psf_fwhm_mm > 0 else projector
     duration_s = _attribute(container, "duration_s", float)
     corrected: list[str] = []
 
@@ -140,33 +167,75 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
     if corrections.randoms:
         randoms = _randoms(container, layout)
         corrected.append("RAN")
+    scatter = np.asarray(container.sinograms["scatter"], np.float32) if corrections.scatter and not estimate_scatter \
+        else None
+    return StudyModel(layout, _image_grid(protocol, layout), prompts, efficiency, multiplicative, acf, randoms,
+                      scatter, scatter_mu, corrected, duration_s)
 
-    scatter = None
-    if corrections.scatter and not estimate_scatter:
-        scatter = np.asarray(container.sinograms["scatter"], np.float32)
-    rounds = corrections.scatter_rounds + 1 if estimate_scatter else 1
+
+def system_projector(layout: SinogramLayout, grid: ImageGrid, protocol: ReconstructionProtocol):
+    """The projector ``A`` of the protocol: Joseph on ``grid``, with the image-space PSF in front when it asks."""
+    projector = SinogramProjector(layout, grid)
+    return ResolutionModelledProjector(projector, protocol.psf_fwhm_mm) if protocol.psf_fwhm_mm > 0 else projector
+
+
+def reconstruct_study(container: Container, protocol: ReconstructionProtocol = ReconstructionProtocol(), *,
+                      mu: Volume | None = None, progress: bool = True,
+                      callback: SubIterationCallback | None = None,
+                      normalisation: Normalisation | None = None) -> StudyReconstruction:
+    """Reconstruct ``container`` with ``protocol`` (model and precedence in the module docstring).
+
+    Parameters
+    ----------
+    container : Container
+        Study with at least ``prompts`` and a layout.
+    protocol : ReconstructionProtocol
+        Reconstruction parameters and the corrections to apply.
+    mu : Volume, optional
+        mu-map (cm^-1) to use for attenuation (and scatter), e.g. from
+        :func:`petrecon.attenuation.ct_mu_map_on_grid`; any grid, best one
+        that covers the patient beyond the axial field of view.
+    progress : bool
+        Progress bars.
+    callback : callable, optional
+        Passed to :func:`~petrecon.recon.osem.osem` for the final reconstruction
+        (images in the uncalibrated system-model unit, before the post-filter).
+    normalisation : Normalisation, optional
+        Stored normalisation components (``petrecon norm``) to use instead of the study's own.
+
+    Raises
+    ------
+    ParameterError
+        If the study lacks what a requested correction needs, or a calibration.
+    """
+    model = study_model(container, protocol, mu=mu, normalisation=normalisation)
+    system = system_projector(model.layout, model.grid, protocol)
+    scatter = model.scatter
+    rounds = scatter_rounds(model, protocol)
     for round_index in tqdm(range(rounds), desc="scatter rounds", disable=not progress or rounds == 1):
-        additive = randoms if scatter is None else randoms + scatter
+        additive = model.randoms if scatter is None else model.randoms + scatter
         final = round_index == rounds - 1
-        image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem,
-                     callback=callback if final else None)
+        image = osem(model.prompts, system, multiplicative=model.multiplicative, additive=additive,
+                     protocol=protocol.osem, callback=callback if final else None)
         if not final:
-            unscaled = single_scatter(Volume(image, grid), scatter_mu, layout)
-            scatter = fit_scatter_tails(unscaled, prompts, randoms, efficiency, acf).sinogram
-    if scatter is not None:
-        corrected.append("SCAT")
+            scatter = model.fitted_scatter(Volume(image, model.grid))
+    corrected = model.corrected + (["SCAT"] if scatter is not None else [])
 
-    calibration = _calibration(container, protocol)
-    scale = calibration / _positron_fraction(container)
-    if corrections.decay:
-        half_life_s = _half_life_s(container)
-        scale *= decay_correction_factor(half_life_s, 0.0, duration_s)
+    calibration = calibration_factor(container, protocol)
+    scale = calibration / positron_fraction(container)
+    if protocol.corrections.decay:
+        scale *= decay_correction_factor(half_life_s(container), 0.0, model.duration_s)
         corrected.append("DECY")
     metadata = {"units": "Bq/ml", "protocol": protocol.to_dict(), "corrected_image": corrected,
-                "decay_correction": "START" if corrections.decay else "NONE",
+                "decay_correction": "START" if protocol.corrections.decay else "NONE",
                 "calibration_bq_per_ml_per_unit": calibration}
-    volume = Volume((image * np.float32(scale)).astype(np.float32), grid, metadata)
+    volume = Volume((image * np.float32(scale)).astype(np.float32), model.grid, metadata)
     return StudyReconstruction(volume, tuple(corrected), scatter)
+
+
+def scatter_rounds(model: StudyModel, protocol: ReconstructionProtocol) -> int:
+    """Reconstructions to run: one, plus one per scatter estimate when scatter is estimated."""
+    return protocol.corrections.scatter_rounds + 1 if model.scatter_mu is not None else 1
 
 
 def _image_grid(protocol: ReconstructionProtocol, layout) -> ImageGrid:
@@ -231,7 +300,8 @@ def _randoms(container: Container, layout) -> np.ndarray:
     raise ParameterError("the study has neither a randoms nor a delays sinogram; turn randoms correction off")
 
 
-def _calibration(container: Container, protocol: ReconstructionProtocol) -> float:
+def calibration_factor(container: Container, protocol: ReconstructionProtocol) -> float:
+    """Bq/ml per image unit: the protocol's, else the study's, else the simulator's (module docstring)."""
     if protocol.calibration_bq_per_ml_per_unit is not None:
         return protocol.calibration_bq_per_ml_per_unit
     attributes = container.attributes
@@ -243,13 +313,15 @@ def _calibration(container: Container, protocol: ReconstructionProtocol) -> floa
                          "(the scanner's cross-calibration factor from a uniform cylinder)")
 
 
-def _positron_fraction(container: Container) -> float:
+def positron_fraction(container: Container) -> float:
+    """The study's positron fraction, else its isotope's."""
     if "positron_fraction" in container.attributes:
         return float(container.attributes["positron_fraction"])
     return get_isotope(_attribute(container, "isotope", str)).positron_fraction
 
 
-def _half_life_s(container: Container) -> float:
+def half_life_s(container: Container) -> float:
+    """The study's half-life (s), else its isotope's."""
     if "half_life_s" in container.attributes:
         return float(container.attributes["half_life_s"])
     return get_isotope(_attribute(container, "isotope", str)).half_life_s

@@ -60,7 +60,7 @@ from petrecon.io.multibed import WholeBodyStudy, whole_body_grid
 from petrecon.operators import gaussian_post_filter
 from petrecon.projectors.sinogram import SinogramProjector
 from petrecon.recon.protocol import ReconstructionProtocol
-from petrecon.recon.study import StudyReconstruction, _half_life_s, reconstruct_study
+from petrecon.recon.study import StudyReconstruction, half_life_s, reconstruct_study
 from petrecon.volume import ImageGrid, Volume
 
 
@@ -73,9 +73,10 @@ class WholeBodyReconstruction:
     volume : Volume
         Bq/ml at the first bed's start on the whole-body grid, post-filtered.
     beds : list of StudyReconstruction
-        Per-bed reconstructions (Bq/ml at each bed's own start, bed grid, not post-filtered).
+        Stitched: per-bed reconstructions (Bq/ml at each bed's own start, bed grid, not post-filtered).
+        Joint: each bed's view of the joint volume (at the first bed's start, post-filtered).
     weights : list of Volume
-        Per-bed stitching weights ``w_b`` on the bed grid (module docstring).
+        Per-bed stitching weights ``w_b`` on the bed grid (module docstring); empty for a joint reconstruction.
     """
 
     volume: Volume
@@ -130,16 +131,16 @@ def bed_sensitivity(study: WholeBodyStudy, b: int, grid: ImageGrid, protocol: Re
     if protocol.corrections.normalisation and "normalisation" in bed.sinograms:
         efficiency = np.asarray(bed.sinograms["normalisation"], np.float32)
     live_fraction = float(bed.attributes.get("live_fraction", 1.0))
-    decay = _decay_since_first_bed(study, b) if protocol.corrections.decay else 1.0
+    decay = decay_since_first_bed(study, b) if protocol.corrections.decay else 1.0
     scale = np.float32(live_fraction * study.durations_s()[b] * decay)
     sensitivity = SinogramProjector(bed.layout, grid).adjoint(efficiency) * scale
     return Volume(sensitivity, grid, {"units": "relative counts per unit activity"})
 
 
-def _decay_since_first_bed(study: WholeBodyStudy, b: int) -> float:
+def decay_since_first_bed(study: WholeBodyStudy, b: int) -> float:
     """``D_b``: fraction of the activity at the first bed's start left at bed ``b``'s start."""
     starts = study.frame_starts_s()
-    return 2.0 ** (-(starts[b] - starts[0]) / _half_life_s(study.beds[0]))
+    return 2.0 ** (-(starts[b] - starts[0]) / half_life_s(study.beds[0]))
 
 
 def _isotope(study: WholeBodyStudy) -> str:
@@ -149,10 +150,12 @@ def _isotope(study: WholeBodyStudy) -> str:
     return isotope
 
 
-def axial_interpolation(target: ImageGrid, source: ImageGrid, offset_mm: float) -> np.ndarray:
+def axial_interpolation(target: ImageGrid, source: ImageGrid, offset_mm: float, *,
+                        clamp_mm: float = 0.0) -> np.ndarray:
     """Matrix ``M`` (target planes x source planes) of linear interpolation along z, source shifted by ``offset_mm``.
 
-    Target planes outside the source's extent get a zero row.
+    Target planes outside the source's extent get a zero row, except those
+    within ``clamp_mm`` of its end planes, which take the end plane's value.
 
     Examples
     --------
@@ -160,9 +163,15 @@ def axial_interpolation(target: ImageGrid, source: ImageGrid, offset_mm: float) 
     >>> target = ImageGrid((1, 1, 4), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))
     >>> axial_interpolation(target, source, 3.0).tolist()
     [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 0.0]]
+    >>> axial_interpolation(target, source, 3.0, clamp_mm=2.0)[3].tolist()
+    [0.0, 0.0, 1.0]
     """
     position = (target.voxel_centres_mm(2) - offset_mm - source.origin_mm[2]) / source.voxel_size_mm[2]
     position = np.where(np.abs(position - np.round(position)) < 1e-6, np.round(position), position)
+    reach = clamp_mm / source.voxel_size_mm[2]
+    position = np.where((position < 0) & (position >= -reach), 0.0, position)
+    position = np.where((position > source.shape[2] - 1) & (position <= source.shape[2] - 1 + reach),
+                        source.shape[2] - 1.0, position)
     matrix = np.zeros((target.shape[2], source.shape[2]))
     inside = (position >= 0) & (position <= source.shape[2] - 1)
     rows = np.nonzero(inside)[0]
@@ -235,7 +244,16 @@ def reconstruct_whole_body(study: WholeBodyStudy, protocol: ReconstructionProtoc
     ------
     ParameterError, FormatError
         Inconsistent beds (:func:`check_beds`) or what a bed's reconstruction refuses.
+
+    Notes
+    -----
+    A protocol with ``whole_body = "joint"`` reconstructs all beds in one OSEM instead
+    (:func:`petrecon.recon.joint_beds.reconstruct_beds_jointly`).
     """
+    if protocol.whole_body == "joint":
+        from petrecon.recon.joint_beds import reconstruct_beds_jointly
+
+        return reconstruct_beds_jointly(study, protocol, mu=mu, progress=progress)
     check_beds(study)
     offsets = study.bed_offsets_mm()
     unfiltered = dataclasses.replace(protocol, osem=dataclasses.replace(protocol.osem, post_filter_fwhm_mm=0.0))
@@ -243,7 +261,7 @@ def reconstruct_whole_body(study: WholeBodyStudy, protocol: ReconstructionProtoc
     for b in tqdm(range(len(study.beds)), desc="beds", unit="bed", disable=not progress):
         bed_mu = None if mu is None else bed_frame(mu, float(offsets[b]))
         result = reconstruct_study(study.beds[b], unfiltered, mu=bed_mu, progress=progress)
-        to_first_start = 1.0 / _decay_since_first_bed(study, b) if protocol.corrections.decay else 1.0
+        to_first_start = 1.0 / decay_since_first_bed(study, b) if protocol.corrections.decay else 1.0
         beds.append(result)
         images.append(Volume(result.volume.data * np.float32(to_first_start), result.volume.grid))
         weights.append(bed_sensitivity(study, b, result.volume.grid, protocol))
@@ -318,8 +336,9 @@ def reconstruct_whole_body_to_file(path: str | os.PathLike, protocol: Reconstruc
                                  corrected_image=list(result.volume.metadata.get("corrected_image", ())),
                                  bed_offsets_mm=study.bed_offsets_mm().tolist())
     volume = result.volume
+    method = "stitched by sensitivity" if protocol.whole_body == "stitched" else "reconstructed jointly"
     lines = [f"reconstructed    {path}: {len(study.beds)} beds at {', '.join(f'{z:g}' for z in study.bed_offsets_mm())}"
-             f" mm, stitched by sensitivity, image {volume.grid.shape}",
+             f" mm, {method}, image {volume.grid.shape}",
              f"corrections      {' '.join(volume.metadata.get('corrected_image', ())) or 'none'}",
              f"activity         max {float(volume.data.max()):.4g} Bq/ml at the first bed's start"]
     if out is not None:

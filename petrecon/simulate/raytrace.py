@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from petrecon.simulate.phantom import BOX, CYLINDER, ELLIPSOID, PackedPhantom
+from petrecon.simulate.phantom import CYLINDER, ELLIPSOID, PackedPhantom
 
 _EMPTY = (1.0, 0.0)
 
