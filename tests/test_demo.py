@@ -163,6 +163,13 @@ def test_command_line_runs_the_demo_with_its_options(tmp_path, capsys, monkeypat
     assert float(container.volumes["truth_bq_per_ml"].data.max()) == pytest.approx(sphere_truth, rel=1e-3)
     assert main(["demo", "--out", str(out), "--quiet"]) == 2  # exists: one-line error, exit 2
     assert "overwrite" in capsys.readouterr().err
+    assert "randoms and scatter the simulator's" in printed.out
+    estimated = tmp_path / "cli-demo-estimated"  # randoms from the delays, scatter by SSS + tail fit (2 rounds)
+    assert main(["demo", "--out", str(estimated), "--no-full", "--iterations", "1", "--subsets", "2",
+                 "--activity-mbq", "20", "--duration-s", "60", "--estimate-corrections", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "randoms and scatter estimated (delays; single scatter + tail fit)" in printed
+    assert "corrections NORM ATTN RAN SCAT DECY" in printed
 
 
 def test_help_has_examples_and_defaults_follow_the_backend():

@@ -32,7 +32,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     protocol = clinical_protocol(args.iterations, args.subsets, args.fwhm_mm)
     result = run_demo(Path(args.out), full=args.full, protocol=protocol,
                       activity_mbq=args.activity_mbq, duration_s=args.duration_s, seed=args.seed,
-                      overwrite=args.overwrite, progress=not args.quiet)
+                      estimate_corrections=args.estimate_corrections, overwrite=args.overwrite,
+                      progress=not args.quiet)
     print("\n".join(result.summary_lines()))
 
 
@@ -40,6 +41,7 @@ _DEMO_EPILOG = """examples:
   petrecon demo                                   # ./petrecon-demo: DICOM series, demo.h5, report.html
   petrecon demo --out run2 --fwhm-mm 6.5 --seed 1  # another post-filter and noise realisation
   petrecon demo --full --overwrite                 # full mMR sampling (the default with a GPU)
+  petrecon demo --estimate-corrections --out est   # randoms and scatter estimated as for a real scan
 then:
   petrecon nema petrecon-demo/dicom --json
   petrecon nema petrecon-demo/demo.h5
@@ -78,6 +80,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                            "5.3 kBq/ml, spheres 10:1, 51.9 MBq)")
     demo.add_argument("--duration-s", type=float, default=600.0, help="frame duration in s (default 600)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the simulation's random draws (default 0)")
+    demo.add_argument("--estimate-corrections", action="store_true",
+                      help="estimate randoms (delays) and scatter (single scatter + tail fit) from the data, as "
+                           "for a real scan, instead of using the simulator's (about 3 x the reconstruction time)")
     demo.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(run=_cmd_demo)

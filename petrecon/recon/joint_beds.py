@@ -174,8 +174,8 @@ def reconstruct_beds_jointly(study: WholeBodyStudy, protocol: ReconstructionProt
         image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem)
         if round_index < rounds - 1:
             whole_body = Volume(image, grid)
-            scatter = [model.fitted_scatter(bed_frame(whole_body, float(offset)))
-                       for model, offset in zip(models, offsets)]
+            scatter = [model.next_scatter(previous, bed_frame(whole_body, float(offset)))
+                       for model, previous, offset in zip(models, scatter, offsets)]
     volume_bq_per_ml = (image * np.float32(bq_per_ml_per_unit[0])).astype(np.float32)
     corrected = models[0].corrected + (["SCAT"] if scatter[0] is not None else []) \
         + (["DECY"] if protocol.corrections.decay else [])

@@ -18,7 +18,14 @@ for, runs AW-OSEM, and scales the image to Bq/ml:
     - randoms: the ``randoms`` sinogram, else the fan-sum estimate from ``delays``;
     - scatter: the ``scatter`` sinogram, else single-scatter simulation from the
       current image and the mu-map, tail-fitted, alternated with the
-      reconstruction ``scatter_rounds`` times.
+      reconstruction ``scatter_rounds`` times. Each estimate after the first
+      is averaged with the previous one (a damped update): the plain
+      alternation overshoots, the first estimate (from an image holding the
+      scatter as activity) being high and the next low, with the error
+      changing sign at about -0.6 per round. On the NEMA IEC phantom (18F,
+      4:1, noise-free, 16-ring mMR, 4 x 8) the background after 1, 2, 3, 4
+      rounds reads -6.7, +4.5, -0.1, +1.8 % plain and -6.7, -0.9, +0.5, +1.0 %
+      damped: the protocol's 2 rounds land within 1 % (figures in README.md).
 
 The OSEM image is then in counts per second per unit of line integral; it
 becomes Bq/ml at the frame start by the calibration factor (the protocol's,
@@ -123,6 +130,12 @@ class StudyModel:
         return fit_scatter_tails(unscaled, self.prompts, self.randoms, self.efficiency,
                                  self.attenuation_factors).sinogram
 
+    def next_scatter(self, previous: np.ndarray | None, activity: Volume) -> np.ndarray:
+        """The scatter estimate of the next round: :meth:`fitted_scatter` of ``activity``, averaged with
+        ``previous`` when there is one (the damped update of the module docstring)."""
+        estimate = self.fitted_scatter(activity)
+        return estimate if previous is None else 0.5 * (previous + estimate)
+
 
 def study_model(container: Container, protocol: ReconstructionProtocol = ReconstructionProtocol(), *,
                 mu: Volume | None = None, normalisation: Normalisation | None = None) -> StudyModel:
@@ -218,7 +231,7 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
         image = osem(model.prompts, system, multiplicative=model.multiplicative, additive=additive,
                      protocol=protocol.osem, callback=callback if final else None)
         if not final:
-            scatter = model.fitted_scatter(Volume(image, model.grid))
+            scatter = model.next_scatter(scatter, Volume(image, model.grid))
     corrected = model.corrected + (["SCAT"] if scatter is not None else [])
 
     calibration = calibration_factor(container, protocol)
