@@ -34,8 +34,9 @@ neighbouring bed measured it, instead of replicating end planes. The
 post-filter is applied once, to the whole-body image.
 
 Cost: one bed's projections per bed and sub-iteration, as for stitching,
-but all beds' sinograms (prompts, ``m``, ``a``) are held at once (about
-0.9 GB per mMR span-11 bed in float32).
+but every bed's model and stacked sinograms are held at once (prompts,
+efficiency, attenuation factors, randoms, ``m`` and the stacked prompts,
+``m`` and ``a``: eight float32 sinograms, about 2.3 GB per mMR span-11 bed).
 """
 
 from __future__ import annotations
