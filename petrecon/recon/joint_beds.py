@@ -170,13 +170,17 @@ def reconstruct_beds_jointly(study: WholeBodyStudy, protocol: ReconstructionProt
                                for b, model in enumerate(models)])
     scatter = [model.scatter for model in models]
     rounds = scatter_rounds(models[0], protocol)
-    for round_index in tqdm(range(rounds), desc="scatter rounds", disable=not progress or rounds == 1):
-        additive = np.stack([model.randoms if s is None else model.randoms + s for model, s in zip(models, scatter)])
-        image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem)
-        if round_index < rounds - 1:
-            whole_body = Volume(image, grid)
-            scatter = [model.next_scatter(previous, bed_frame(whole_body, float(offset)))
-                       for model, previous, offset in zip(models, scatter, offsets)]
+    updates = rounds * protocol.osem.n_iterations * protocol.osem.n_subsets
+    with tqdm(total=updates, desc=f"joint OSEM ({len(models)} beds)", unit="subset", disable=not progress) as bar:
+        for round_index in range(rounds):
+            additive = np.stack([model.randoms if s is None else model.randoms + s
+                                 for model, s in zip(models, scatter)])
+            image = osem(prompts, system, multiplicative=multiplicative, additive=additive, protocol=protocol.osem,
+                         callback=lambda *_: bar.update())
+            if round_index < rounds - 1:
+                whole_body = Volume(image, grid)
+                scatter = [model.next_scatter(previous, bed_frame(whole_body, float(offset)))
+                           for model, previous, offset in zip(models, scatter, offsets)]
     volume_bq_per_ml = (image * np.float32(bq_per_ml_per_unit[0])).astype(np.float32)
     corrected = models[0].corrected + (["SCAT"] if scatter[0] is not None else []) \
         + (["DECY"] if protocol.corrections.decay else [])
