@@ -31,8 +31,8 @@ def test_suv_of_a_sphere_roi_in_patient_coordinates(tmp_path, capsys, position):
     hot = np.hypot(np.hypot(x - scanner_centre[0], y - scanner_centre[1]), z - scanner_centre[2]) <= 12.0
     volume = Volume(np.where(hot, 20000.0, 2000.0).astype(np.float32), grid, {"units": "Bq/ml"})
     write_pet_series(volume, tmp_path / "pet", patient_position=position, **SERIES_INFO)
-    # the same point in DICOM patient coordinates (LPS): FFS turns x and z around (petrecon.io.dicom)
-    signs = {"HFS": (1, 1, 1), "FFS": (-1, 1, -1)}[position]
+    # the same point in DICOM patient coordinates (LPS, reference/scanners.md): HFS (x, y, -z), FFS (-x, y, z)
+    signs = {"HFS": (1, 1, -1), "FFS": (-1, 1, 1)}[position]
     centre = [s * c for s, c in zip(signs, scanner_centre)]
     roi = f"sphere:{centre[0]},{centre[1]},{centre[2]},6"
     assert main(["suv", str(tmp_path / "pet"), "--roi", roi, "--json"]) == 0

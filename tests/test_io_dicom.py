@@ -53,14 +53,17 @@ def test_pet_series_round_trip_keeps_values_and_geometry(tmp_path, position):
     assert again.metadata["patient_position"] == position and again.grid == volume.grid
 
 
-def test_hfs_positions_are_lps_of_the_scanner_frame(tmp_path):
+def test_hfs_positions_are_lps_with_the_head_deep_in_the_gantry(tmp_path):
+    """STIR/NiftyPET (reference/scanners.md): HFS is LPS = (x, y, -z) plus the bed position along S."""
     volume = _asymmetric_volume()
     files = _write(volume, tmp_path / "pet")
     first = pydicom.dcmread(files[0])
     assert [float(v) for v in first.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
-    np.testing.assert_allclose([float(v) for v in first.ImagePositionPatient], volume.grid.origin_mm)
+    assert first.PatientPosition == "HFS"
+    x0, y0, z0 = volume.grid.origin_mm
+    np.testing.assert_allclose([float(v) for v in first.ImagePositionPatient], [x0, y0, -z0])
     np.testing.assert_allclose([float(v) for v in pydicom.dcmread(files[3]).ImagePositionPatient],
-                               np.add(volume.grid.origin_mm, [0, 0, 9.0]))
+                               [x0, y0, -(z0 + 9.0)])
     # row r, column c of slice k is voxel (x=c, y=r, z=k): the marked voxel (1, 5, 3)
     slice_3 = pydicom.dcmread(files[3])
     pixels = slice_3.pixel_array * float(slice_3.RescaleSlope)
@@ -68,9 +71,26 @@ def test_hfs_positions_are_lps_of_the_scanner_frame(tmp_path):
     assert pixels[1, 5] == pytest.approx(1000 + 100 * 5 + 10 * 1 + 3, abs=float(slice_3.RescaleSlope))
     assert slice_3.Units == "BQML" and slice_3.DecayCorrection == "START"
     assert "ATTN" in slice_3.CorrectedImage and "DECY" in slice_3.CorrectedImage
-    # FFS: patient left is -x and superior is -z
+    # FFS: patient left is -x and superior is +z
     ffs = _write(volume, tmp_path / "ffs", patient_position="FFS")
     assert [float(v) for v in pydicom.dcmread(ffs[0]).ImageOrientationPatient] == [-1, 0, 0, 0, 1, 0]
+    np.testing.assert_allclose([float(v) for v in pydicom.dcmread(ffs[0]).ImagePositionPatient], [-x0, y0, z0])
+
+
+@pytest.mark.parametrize(("position", "centre_s_mm"), [("HFS", 150.0), ("FFS", -150.0)])
+def test_bed_position_moves_the_gantry_centre_along_the_body_axis(tmp_path, position, centre_s_mm):
+    """NiftyPET writes mMR images with S = -z + hbed (head first); feet first keeps the table-fixed z - hbed."""
+    grid = ImageGrid.centred((4, 4, 5), (2.0, 2.0, 2.0))   # voxel (2, 2, 2) is centred on the gantry centre
+    volume = Volume(np.ones(grid.shape, np.float32), grid,
+                    {"units": "Bq/ml", "patient_position": position, "bed_position_mm": 150.0})
+    files = _write(volume, tmp_path / "pet")
+    centre_slice = pydicom.dcmread(files[2])
+    assert float(centre_slice.ImagePositionPatient[2]) == pytest.approx(centre_s_mm)
+    back = read_pet_series(tmp_path / "pet")                # the provenance brings the gantry frame back
+    assert back.grid == grid and back.metadata["bed_position_mm"] == 150.0
+    # read into the gantry frame of a bed 50 mm lower: the table-fixed coordinate z - bed is kept
+    moved = read_pet_series(tmp_path / "pet", bed_position_mm=100.0)
+    assert moved.grid.origin_mm[2] == pytest.approx(grid.origin_mm[2] - 50.0)
 
 
 def _suv_bw(dataset, bq_per_ml):
@@ -133,9 +153,12 @@ def test_ct_series_in_any_slice_order_gives_hounsfield_units_and_kvp(write_dicom
     (tmp_path / "ct" / "notes.txt").write_text("not DICOM")
     ct = read_ct_series(tmp_path / "ct")
     assert ct.metadata["kvp"] == 120.0 and ct.metadata["units"] == "HU"
-    assert ct.grid.voxel_size_mm == (1.25, 0.5, 5.0) and ct.grid.origin_mm == (-5.0, -2.5, 85.0)
-    expected = np.transpose(stored[::-1], (2, 1, 0)) - 1024.0  # z increasing = last slice first
+    # HFS at bed position 0: gantry z = -S, so the most superior slice (S = 100) is at z = -100, index 0
+    assert ct.grid.voxel_size_mm == (1.25, 0.5, 5.0) and ct.grid.origin_mm == (-5.0, -2.5, -100.0)
+    expected = np.transpose(stored, (2, 1, 0)) - 1024.0
     np.testing.assert_array_equal(ct.data, expected)
+    # read for an acquisition at bed position 60 mm: z = -(S - 60)
+    assert read_ct_series(tmp_path / "ct", bed_position_mm=60.0).grid.origin_mm == (-5.0, -2.5, -40.0)
 
 
 def test_coronal_dixon_pair_lands_on_the_scanner_axes(write_dicom_series, tmp_path):
@@ -146,9 +169,9 @@ def test_coronal_dixon_pair_lands_on_the_scanner_axes(write_dicom_series, tmp_pa
         write_dicom_series(tmp_path / name, "MR", planes, positions, (1, 0, 0, 0, 0, -1), (3.0, 1.5))
     water_volume, fat_volume = read_dixon_series(tmp_path / "water", tmp_path / "fat")
     assert water_volume.grid.shape == (5, 3, 4) and water_volume.grid.voxel_size_mm == (1.5, 2.0, 3.0)
-    assert water_volume.grid.origin_mm == (0.0, 0.0, 21.0)
-    # voxel (x=c, y=k, z index j) with z increasing = rows read bottom-up
-    np.testing.assert_array_equal(water_volume.data[:, :, ::-1], np.transpose(water, (2, 0, 1)))
+    assert water_volume.grid.origin_mm == (0.0, 0.0, -30.0)
+    # HFS: z = -S increases down the rows: voxel (x=c, y=k, z index j) is row j
+    np.testing.assert_array_equal(water_volume.data, np.transpose(water, (2, 0, 1)))
     np.testing.assert_array_equal(fat_volume.data, 2 * water_volume.data)
     assert (water_volume.metadata["dixon"], fat_volume.metadata["dixon"]) == ("water", "fat")
 

@@ -21,7 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from petrecon.cli import main
 from petrecon.errors import FormatError, ParameterError
 from petrecon.io import Container, write_container
-from petrecon.io.dicom import PATIENT_POSITION_SIGNS
+from petrecon.geometry.patient import PATIENT_POSITIONS, gantry_to_patient, gantry_to_patient_affine
 from petrecon.quant.labels import SEGMENTATION_STORAGE, read_label_masks
 from petrecon.quant.roi import box_mask, sphere_mask
 from petrecon.quant.stats import voi_statistics
@@ -44,8 +44,8 @@ def _pet(position: str = "HFS") -> Volume:
 
 
 def _lps_affine(grid: ImageGrid, position: str = "HFS") -> np.ndarray:
-    """Voxel index -> LPS mm of a Volume grid (LPS = signs x scanner)."""
-    return np.diag([*PATIENT_POSITION_SIGNS[position], 1.0]) @ grid.affine
+    """Voxel index -> LPS mm of a Volume grid (bed position 0)."""
+    return gantry_to_patient_affine(position) @ grid.affine
 
 
 def _save_nifti(path, data, lps_affine):
@@ -82,9 +82,8 @@ def test_flipped_and_permuted_nifti_lands_in_the_same_place(tmp_path):
 
 @pytest.mark.parametrize("position", ["HFS", "FFS", "HFP"])
 def test_finer_nifti_is_resampled_and_the_patient_position_respected(tmp_path, position):
-    """A 1 mm label image of the sphere drawn in patient coordinates (LPS = signs x scanner)."""
-    signs = np.array(PATIENT_POSITION_SIGNS[position], float)
-    centre_lps = signs * CENTRE_MM
+    """A 1 mm label image of the sphere drawn in patient coordinates (LPS)."""
+    centre_lps = gantry_to_patient(CENTRE_MM, position)
     fine = ImageGrid((40, 40, 40), (1.0, 1.0, 1.0), tuple(centre_lps - 19.5))  # axes along L, P, S
     labels = sphere_mask(fine, centre_lps, RADIUS_MM).astype(np.uint8)
     mask = read_label_masks(_save_nifti(tmp_path / "fine.nii.gz", labels, fine.affine), _pet(position),
@@ -254,7 +253,7 @@ def test_label_volume_exported_by_write_nifti_reads_back_for_any_patient_positio
     from petrecon.io.container import write_nifti
 
     sphere = sphere_mask(GRID, CENTRE_MM, RADIUS_MM)
-    for position in PATIENT_POSITION_SIGNS:
+    for position in PATIENT_POSITIONS:
         path = write_nifti(tmp_path / f"{position}.nii.gz", Volume(sphere.astype(np.float32) * 4, GRID),
                            patient_position=position)
         np.testing.assert_array_equal(read_label_masks(path, _pet(position))["4"], sphere)
@@ -272,7 +271,7 @@ def test_cli_seg_record_on_a_feet_first_dicom_series_equals_the_sphere_roi_recor
                      series_datetime=scan, frame_duration_s=120, patient_weight_kg=75,
                      frame_of_reference_uid=FRAME_OF_REFERENCE)
     seg = _write_seg(tmp_path / "seg.dcm", {"lesion": sphere_mask(GRID, CENTRE_MM, RADIUS_MM)}, position="FFS")
-    centre_lps = np.array(PATIENT_POSITION_SIGNS["FFS"]) * CENTRE_MM
+    centre_lps = gantry_to_patient(CENTRE_MM, "FFS")
     sphere = "sphere:" + ",".join(f"{v:g}" for v in (*centre_lps, RADIUS_MM))
     assert main(["suv", str(tmp_path / "pet"), "--roi", sphere, "--labels", str(seg), "--json"]) == 0
     by_roi, by_seg = json.loads(capsys.readouterr().out)

@@ -19,26 +19,35 @@ from petrecon.volume import ImageGrid, Volume
 
 
 def mu_map_from_ct_series(folder: str | os.PathLike, grid: ImageGrid | None = None, *, fwhm_mm: float = 4.0,
-                          max_hu: float = DEFAULT_MAX_HU) -> Volume:
+                          max_hu: float = DEFAULT_MAX_HU, patient_position: str | None = None,
+                          bed_position_mm: float | None = None) -> Volume:
     """CT-based mu-map (cm^-1) from a CT DICOM series (see :func:`ct_mu_map_on_grid`).
 
     On ``grid``, or on the CT's own grid when None (for attenuation factors:
-    it covers the patient beyond the PET axial field of view).
+    it covers the patient beyond the PET axial field of view). The CT is
+    placed in the gantry frame of the PET acquisition it attenuates: give
+    that acquisition's ``bed_position_mm`` (and ``patient_position`` when the
+    CT header's is not the PET's): :mod:`petrecon.geometry.patient`.
     """
     from petrecon.io.dicom import read_ct_series
 
-    ct = read_ct_series(folder)
+    ct = read_ct_series(folder, patient_position=patient_position, bed_position_mm=bed_position_mm)
     mu = ct_mu_map_on_grid(ct, ct.grid if grid is None else grid, fwhm_mm=fwhm_mm, max_hu=max_hu)
     mu.metadata.update(source="ct", kvp=ct.metadata.get("kvp"))
     return mu
 
 
 def mu_map_from_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.PathLike,
-                             grid: ImageGrid | None = None, *, kind: str = "water_fat") -> Volume:
-    """Dixon-based 4-class mu-map (cm^-1) from water/fat (or in/opposed-phase) DICOM series, on ``grid`` or the MR's."""
+                             grid: ImageGrid | None = None, *, kind: str = "water_fat",
+                             patient_position: str | None = None, bed_position_mm: float | None = None) -> Volume:
+    """Dixon-based 4-class mu-map (cm^-1) from water/fat (or in/opposed-phase) DICOM series, on ``grid`` or the MR's.
+
+    Placed in the PET acquisition's gantry frame as :func:`mu_map_from_ct_series`.
+    """
     from petrecon.io.dicom import read_dixon_series
 
-    first, second = read_dixon_series(first_folder, second_folder, kind=kind)
+    first, second = read_dixon_series(first_folder, second_folder, kind=kind, patient_position=patient_position,
+                                      bed_position_mm=bed_position_mm)
     if kind == "in_opposed":
         water, fat = water_fat_from_in_opposed(first.data, second.data)
         first, second = Volume(water, first.grid), Volume(fat, second.grid)

@@ -44,7 +44,7 @@ def scan_time(study: CohortStudy, attributes: dict) -> dt.datetime:
 def write_study_outputs(outcome: StudyOutcome, study: CohortStudy, folder: Path, *, normalisation: str = "bw",
                         overwrite: bool = False) -> list[dict]:
     """Write ``recon.h5`` and ``dicom/`` into ``folder``; return the study's rows of the quantification table."""
-    from petrecon.io.dicom import PATIENT_POSITION_SIGNS, read_pet_series, write_pet_series
+    from petrecon.io.dicom import read_pet_series, write_pet_series
     from petrecon.quant.report import roi_records
     from petrecon.quant.suv_dicom import suv_volume
 
@@ -66,9 +66,8 @@ def write_study_outputs(outcome: StudyOutcome, study: CohortStudy, folder: Path,
     if not study.rois:
         return []
     suv = suv_volume(read_pet_series(folder / DICOM_FOLDER), normalisation)
-    signs = PATIENT_POSITION_SIGNS.get(str(suv.metadata.get("patient_position", "HFS")), (1, 1, 1))
     return [{"study": study.id, "units": suv.metadata["units"], **record}
-            for record in roi_records(suv, list(study.rois), axis_signs=signs)]
+            for record in roi_records(suv, list(study.rois))]
 
 
 def _dicom_provenance(provenance: dict) -> dict:

@@ -79,14 +79,21 @@ def read_study(study: CohortStudy) -> Container:
     return container
 
 
-def load_mu_map(source: MuMapSource) -> Volume | None:
-    """The mu-map (cm^-1) of ``source`` on its own grid, or None to use the study's own attenuation."""
-    from petrecon.attenuation.mumap import mu_map_from_ct_series, mu_map_from_dixon_series
+def load_mu_map(source: MuMapSource, attributes: dict) -> Volume | None:
+    """The mu-map (cm^-1) of ``source`` on its own grid, or None to use the study's own attenuation.
 
+    DICOM series are placed in the gantry frame of the study whose container
+    ``attributes`` are given (patient and bed position).
+    """
+    from petrecon.attenuation.mumap import mu_map_from_ct_series, mu_map_from_dixon_series
+    from petrecon.geometry.patient import study_bed_position_mm
+
+    frame = {"patient_position": attributes.get("patient_position"),
+             "bed_position_mm": study_bed_position_mm(attributes)}
     if source.kind == "ct":
-        return mu_map_from_ct_series(source.paths[0])
+        return mu_map_from_ct_series(source.paths[0], **frame)
     if source.kind == "dixon":
-        return mu_map_from_dixon_series(*source.paths)
+        return mu_map_from_dixon_series(*source.paths, **frame)
     if source.kind == "mumap":
         return read_container(source.paths[0]).volumes["mu_per_cm"]
     return None
@@ -113,7 +120,7 @@ def reconstruct_cohort_study(study: CohortStudy, protocol: ReconstructionProtoco
     try:
         LOG.info("study %s: reading %s", study.id, study.raw)
         container = read_study(study)
-        mu = load_mu_map(study.mu)
+        mu = load_mu_map(study.mu, container.attributes)
         protocol, not_applied = plan_corrections(container, protocol, mu_given=mu is not None)
         for name, reason in not_applied.items():
             LOG.warning("study %s: %s correction off: %s", study.id, name, reason)

@@ -12,11 +12,12 @@ def _cmd_mumap(args: argparse.Namespace) -> None:
 
     scanner = get_scanner(args.scanner)
     grid = ImageGrid.centred(scanner.default_image_shape, scanner.default_voxel_size_mm)
+    frame = {"patient_position": args.patient_position, "bed_position_mm": args.bed_position_mm}
     if args.ct:
-        mu, inputs = mu_map_from_ct_series(args.ct, grid, fwhm_mm=args.fwhm_mm), [args.ct]
+        mu, inputs = mu_map_from_ct_series(args.ct, grid, fwhm_mm=args.fwhm_mm, **frame), [args.ct]
     else:
         kind = "in_opposed" if args.in_opposed else "water_fat"
-        mu, inputs = mu_map_from_dixon_series(*args.dixon, grid, kind=kind), list(args.dixon)
+        mu, inputs = mu_map_from_dixon_series(*args.dixon, grid, kind=kind, **frame), list(args.dixon)
     write_mu_map(args.out, mu, scanner=args.scanner, inputs=inputs, overwrite=args.overwrite)
     truncated = mu.metadata.get("truncated_slices") or []
     print(f"mu-map           {mu.metadata['source']} -> {args.scanner} grid {grid.shape}, "
@@ -38,6 +39,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     mumap.add_argument("--in-opposed", action="store_true", help="the Dixon series are in- and opposed-phase")
     mumap.add_argument("--scanner", required=True, help="registry name: the mu-map is made on its image grid")
     mumap.add_argument("--fwhm-mm", type=float, default=4.0, help="CT smoothing to PET resolution (default 4 mm)")
+    mumap.add_argument("--patient-position", default=None, choices=["HFS", "HFP", "FFS", "FFP"], type=str.upper,
+                       help="the PET acquisition's patient position (default: the series' PatientPosition)")
+    mumap.add_argument("--bed-position-mm", type=float, default=0.0, metavar="MM",
+                       help="the PET acquisition's 'start horizontal bed position': the mu-map is made in its "
+                            "gantry frame (default 0)")
     mumap.add_argument("--out", required=True, help="output HDF5 container (volume mu_per_cm)")
     mumap.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     mumap.set_defaults(run=_cmd_mumap)

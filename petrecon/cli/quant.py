@@ -30,15 +30,12 @@ def _cmd_suv(args: argparse.Namespace) -> None:
     from petrecon.quant.report import roi_records
     from petrecon.quant.suv_dicom import suv_volume
 
-    from petrecon.io.dicom import PATIENT_POSITION_SIGNS
-
     if not args.roi and not args.labels:
         raise ParameterError("give at least one --roi or --labels")
     volume = _pet_volume(args.input, args.volume)
     if not str(volume.metadata.get("units", "")).upper().startswith("SUV"):
         volume = suv_volume(volume, args.normalisation)
-    signs = PATIENT_POSITION_SIGNS.get(str(volume.metadata.get("patient_position", "HFS")), (1, 1, 1))
-    records = roi_records(volume, args.roi or [], axis_signs=signs) + _label_records(volume, args.labels or [])
+    records = roi_records(volume, args.roi or []) + _label_records(volume, args.labels or [])
     if args.json:
         print(json.dumps(records, indent=2))
         return

@@ -43,14 +43,19 @@ def _recon_protocol(args: argparse.Namespace):
                                whole_body=args.whole_body or protocol.whole_body)
 
 
-def _recon_mu_map(args: argparse.Namespace):
+def _recon_mu_map(args: argparse.Namespace, attributes: dict):
+    """The mu-map the options name, in the gantry frame of the study with container ``attributes``."""
     from petrecon.attenuation.mumap import mu_map_from_ct_series, mu_map_from_dixon_series
+    from petrecon.geometry.patient import study_bed_position_mm
     from petrecon.io import read_container
 
+    frame = {"patient_position": attributes.get("patient_position"),
+             "bed_position_mm": study_bed_position_mm(attributes)}
     if args.mumap_ct:
-        return mu_map_from_ct_series(args.mumap_ct)
+        return mu_map_from_ct_series(args.mumap_ct, **frame)
     if args.mumap_dixon:
-        return mu_map_from_dixon_series(*args.mumap_dixon, kind="in_opposed" if args.in_opposed else "water_fat")
+        return mu_map_from_dixon_series(*args.mumap_dixon, kind="in_opposed" if args.in_opposed else "water_fat",
+                                        **frame)
     if args.mumap:
         volumes = read_container(args.mumap).volumes
         if "mu_per_cm" not in volumes:
@@ -96,6 +101,19 @@ def _study_facts(study, args: argparse.Namespace) -> None:
         study.attributes["injected_activity_bq"] = args.injected_mbq * 1e6
     if args.weight_kg is not None:
         study.attributes["patient_weight_kg"] = args.weight_kg
+    study.attributes.update(_frame_facts(args, study.attributes))
+
+
+def _frame_facts(args: argparse.Namespace, recorded: dict | None = None) -> dict:
+    """Patient and bed position: the options, else what the input records (:mod:`petrecon.geometry.patient`)."""
+    from petrecon.geometry.patient import bed_attributes, check_patient_position
+
+    recorded = recorded or {}
+    facts = {"patient_position": check_patient_position(args.patient_position or recorded.get("patient_position"),
+                                                        source="--patient-position")}
+    if args.bed_position_mm is not None:
+        facts.update(bed_attributes(args.bed_position_mm))
+    return facts
 
 
 def _dicom_fields(attributes: dict, args: argparse.Namespace) -> dict:
@@ -122,10 +140,9 @@ def _reconstruct(args: argparse.Namespace, backend: str) -> None:
     from petrecon.io.study_input import open_listmode, open_study, plan_corrections
 
     protocol = _recon_protocol(args)
-    mu = _recon_mu_map(args)
     progress = not args.quiet
-    if is_whole_body(args.study):  # whole-body multi-bed study: beds stitched into one volume
-        _whole_body(args, protocol, mu, progress)
+    if is_whole_body(args.study):  # whole-body multi-bed study: beds stitched into one volume (frame at bed 0)
+        _whole_body(args, protocol, _recon_mu_map(args, {"patient_position": args.patient_position}), progress)
         return
     if args.frames:
         from petrecon.recon.dynamic import parse_frame_schedule
@@ -135,6 +152,7 @@ def _reconstruct(args: argparse.Namespace, backend: str) -> None:
     else:
         study = open_study(args.study, scanner=args.scanner, normalisation=args.norm, progress=progress)
     _study_facts(study, args)
+    mu = _recon_mu_map(args, study.attributes)
     protocol, not_applied = plan_corrections(study, protocol, mu_given=mu is not None,
                                              listmode_frames=bool(args.frames))
     for name, reason in not_applied.items():
@@ -265,6 +283,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     facts.add_argument("--injection-time", default=None, help="injection date/time, ISO 8601")
     facts.add_argument("--scan-time", default=None, help="scan start date/time, ISO 8601")
     facts.add_argument("--weight-kg", type=float, default=None, help="patient weight (DICOM, SUV)")
+    facts.add_argument("--patient-position", default=None, choices=["HFS", "HFP", "FFS", "FFP"], type=str.upper,
+                       help="patient position (default: the input's, else HFS)")
+    facts.add_argument("--bed-position-mm", type=float, default=None, metavar="MM",
+                       help="Siemens 'start horizontal bed position' for raw data whose header lacks it "
+                            "(places the DICOM output and the CT/MR mu-map; default: the header's, else 0)")
     recon.add_argument("--out", default=None, help="output container (HDF5)")
     recon.add_argument("--dicom", metavar="FOLDER", default=None, help="also write a PET DICOM series here")
     recon.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -6,14 +6,12 @@ import argparse
 
 
 def _cmd_tac(args: argparse.Namespace) -> None:
-    from petrecon.io.dicom import PATIENT_POSITION_SIGNS
-    from petrecon.quant.report import roi_mask
+    from petrecon.quant.report import volume_roi_mask
     from petrecon.quant.tac import format_tac_csv, plot_tacs, read_dynamic_frames, time_activity_curves, write_tac_csv
 
     frames = read_dynamic_frames(args.input)
     first = frames.volumes[0]
-    signs = PATIENT_POSITION_SIGNS.get(str(first.metadata.get("patient_position", "HFS")), (1, 1, 1))
-    rois = {spec: roi_mask(first.grid, spec, signs) for spec in args.roi}
+    rois = {spec: volume_roi_mask(first, spec) for spec in args.roi}
     points = time_activity_curves(frames.volumes, frames.starts_s, frames.durations_s, rois,
                                   half_life_s=frames.half_life_s)
     print(format_tac_csv(points), end="")

@@ -1,20 +1,38 @@
 """Known scanners and their default sinogram layouts.
 
 Values are from reference/scanners.md, which cites STIR ``Scanner.cxx``,
-STIR ``examples/Siemens-mMR/template_span11.hs``, NiftyPET ``resources.py``,
-OMEGA ``Biograph_mCT_main.m`` and CASToR-style geometry files.
+STIR ``examples/Siemens-mMR/template_span11.hs``, NiftyPET ``resources.py``
+and ``mmraux.py``, OMEGA ``Biograph_mCT_main.m``, CASToR's Siemens geometry
+(``oScanner.cc``, scanner "biograph") and CASToR-style geometry files.
+
+Checked against sources (tests in ``tests/test_geometry_scanner_facts.py``):
+
+* Biograph mMR: crystal numbering, gap crystals (``c % 9 == 8``), the
+  (view, bin) -> crystal pairs, the span-1 ring pairs and their storage
+  order, span-11 grouping and the block-face crystal positions (radius
+  32.8 cm + 0.67 cm depth of interaction, blocks of 8 crystals over 32.09 mm,
+  rotated by -0.001 rad in NiftyPET's y-up frame, i.e. +0.001 rad here)
+  follow NiftyPET ``mmraux.transaxial_lut``/``axial_lut`` and ``resources.py``.
+* Biograph 64 TruePoint + TrueV: 48 blocks of 13 crystals plus one gap
+  crystal (672 per ring), 336 bins x 336 views, span 11 with maximum ring
+  difference 38 over 55 rings (52 + 3 virtual): 559 sinograms (CASToR
+  "biograph").
 
 Unverified defaults (documented choices a user can override by building a
 :class:`~petrecon.geometry.sinogram.SinogramLayout` directly):
 
-* Biograph 64 TruePoint ("b64", "b64-truev"): the reference gives no segment
-  table; petrecon uses span 11 with maximum ring difference 38 (41 rings) and
-  49 (55 rings), i.e. whole segments. The reference's "336 views" cannot be
-  produced by 624 crystals with interleaved bins (624 / 2 = 312 views), so the
-  layout has 336 radial bins x 312 views. The effective radius 427.6 mm is the
-  TrueV geometry-file value, used for both.
-* mCT radius: 427.6 mm = OMEGA diameter 855.2 mm / 2 (STIR: 421 mm inner
-  radius plus depth of interaction).
+* mCT and Biograph 64: the crystal-0 position, the block-face pitch (the
+  nominal 4.0 mm crystal) and the (view, bin) -> crystal formula are taken
+  to be the mMR's Siemens e7 convention; no public source states them.
+* Biograph 64 without TrueV (41 rings incl. 2 virtual): the reference gives
+  no segment table; petrecon uses span 11 with maximum ring difference 38,
+  as with TrueV.
+* mCT and Biograph 64 effective radius 427.6 mm (OMEGA mCT diameter 855.2 mm;
+  STIR 421 mm + 7 mm mean depth of interaction = 428 mm; the 2.005 mm
+  radial bin gives pi R / 672 = 1.999 mm). CASToR's TrueV file adds 9.6 mm
+  depth of interaction to 427.6 mm; that reading is not used.
+* mCT TOF: the sign of the TOF bin index along the LOR (petrecon: from
+  ``xstart`` on ``c_a`` towards ``xend``).
 """
 
 from __future__ import annotations
@@ -41,7 +59,7 @@ _MMR = ScannerGeometry(
     n_crystals_per_ring=504,
     crystals_per_block=9,
     gap_crystals_per_block=1,
-    radius_mm=328.0 + 7.0,
+    radius_mm=328.0 + 6.7,
     ring_spacing_mm=4.0625,
     virtual_ring_positions=(),
     energy_window_kev=(430.0, 610.0),
@@ -50,6 +68,8 @@ _MMR = ScannerGeometry(
     default_image_shape=(344, 344, 127),
     default_voxel_size_mm=(2.08626, 2.08626, 2.03125),
     radial_bin_size_mm=2.08626,
+    crystal_pitch_mm=32.09 / 8,
+    angular_offset_rad=0.001,
 )
 
 _MCT = ScannerGeometry(
@@ -68,6 +88,7 @@ _MCT = ScannerGeometry(
     default_image_shape=(200, 200, 109),
     default_voxel_size_mm=(4.07, 4.07, 2.027),
     radial_bin_size_mm=2.005,
+    crystal_pitch_mm=4.0,
 )
 
 _MCT_TOF = replace(
@@ -81,9 +102,9 @@ _B64 = ScannerGeometry(
     name="b64",
     description="Siemens Biograph 64 TruePoint without TrueV (39 rings + 2 virtual)",
     n_rings=41,
-    n_crystals_per_ring=624,
-    crystals_per_block=13,
-    gap_crystals_per_block=0,
+    n_crystals_per_ring=672,
+    crystals_per_block=14,
+    gap_crystals_per_block=1,
     radius_mm=427.6,
     ring_spacing_mm=4.0,
     virtual_ring_positions=(13, 27),
@@ -93,6 +114,7 @@ _B64 = ScannerGeometry(
     default_image_shape=(336, 336, 81),
     default_voxel_size_mm=(2.036, 2.036, 2.0),
     radial_bin_size_mm=2.005,
+    crystal_pitch_mm=4.0,
 )
 
 _B64_TRUEV = replace(
@@ -132,7 +154,7 @@ _DEFAULTS: dict[str, _LayoutDefaults] = {
     "mct": _LayoutDefaults(span=11, max_ring_difference=49, n_radial_bins=400, view_mashing=2),
     "mct-tof": _LayoutDefaults(span=11, max_ring_difference=49, n_radial_bins=400, view_mashing=2),
     "b64": _LayoutDefaults(span=11, max_ring_difference=38, n_radial_bins=336, view_mashing=1),
-    "b64-truev": _LayoutDefaults(span=11, max_ring_difference=49, n_radial_bins=336, view_mashing=1),
+    "b64-truev": _LayoutDefaults(span=11, max_ring_difference=38, n_radial_bins=336, view_mashing=1),
     "test": _LayoutDefaults(span=3, max_ring_difference=7, n_radial_bins=64, view_mashing=1),
 }
 

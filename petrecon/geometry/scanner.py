@@ -1,20 +1,34 @@
 """Cylindrical PET scanner geometry (crystals, rings, time of flight).
 
-Conventions
------------
-* Coordinates are in mm, scanner centre at the origin, z along the scanner
-  axis.
-* Crystal ``c`` (0 .. ``n_crystals_per_ring - 1``, gap crystals included) has
-  its centre at angle ``alpha(c) = -pi/2 + 2*pi*c/n_crystals_per_ring``
-  (counter-clockwise from +x), at the effective radius ``radius_mm``
-  (detector radius plus mean depth of interaction). Crystal 0 is therefore at
-  ``(0, -radius_mm)``. This is a petrecon convention; the Siemens crystal-0
-  position is not given by reference/scanners.md.
-* Transaxial gap crystals are the *last* crystal of each block:
-  ``c % crystals_per_block >= crystals_per_block - gap_crystals_per_block``.
-* Ring ``r`` sits at ``z = (r - (n_rings - 1) / 2) * ring_spacing_mm``; rings
-  listed in ``virtual_ring_positions`` model the axial gaps between blocks and
-  have zero sensitivity (reference/scanners.md, after STIR ``Scanner.cxx``).
+Conventions (the gantry frame)
+------------------------------
+* Coordinates are in mm, scanner centre at the origin, in STIR's gantry
+  frame: x runs left to right as one faces the gantry from the bed, y from
+  the top of the gantry to the bottom, z along the axis from deep inside the
+  gantry out towards the bed (STIR ``DiscretisedDensity.inl``,
+  ``swap_axes_based_on_orientation``). How this frame maps to the patient's
+  DICOM LPS coordinates is :mod:`petrecon.geometry.patient`.
+* Crystal indices are the **scanner's own** (Siemens) crystal numbers, gap
+  crystals included: for the Biograph mMR crystal ``c`` of block
+  ``c // 9`` with the gap (zero-sensitivity) crystal last in each block,
+  ``c % 9 == 8`` (NiftyPET ``mmraux.transaxial_lut``: ``OFFGAP = 1``,
+  ``TGAP = 9``; a component normalisation file indexes crystals the same
+  way). Seen in the (x, y) plane, crystal 0 sits near the top of the gantry
+  (-y) and indices increase towards +x.
+* Crystals sit on the flat front faces of their blocks (NiftyPET's model of
+  the mMR): block ``b`` has its face centre at radius ``radius_mm`` (detector
+  radius plus the mean depth of interaction) and angle
+  ``theta_b = -pi/2 + 2 pi (b + 1/2) / n_blocks + angular_offset_rad``
+  (measured from +x towards +y); its active crystals are spaced
+  ``crystal_pitch_mm`` along the face, centred on it, in increasing angle.
+  Gap crystals are placed on the circle at the block boundary (they detect
+  nothing; their position only keeps the index arithmetic of bins regular).
+* Ring ``r`` sits at ``z = (r - (n_rings - 1) / 2) * ring_spacing_mm``: ring 0
+  is the deepest ring in the gantry (NiftyPET ``axial_lut`` ring z
+  increasing with the ring number; its images have S = -z for a head-first
+  patient). Rings listed in ``virtual_ring_positions`` model the axial gaps
+  between blocks and have zero sensitivity (reference/scanners.md, after
+  STIR ``Scanner.cxx``).
 """
 
 from __future__ import annotations
@@ -114,6 +128,12 @@ class ScannerGeometry:
     radial_bin_size_mm : float or None
         Nominal radial bin size of the (non arc-corrected) sinogram; None
         means ``pi * radius_mm / n_crystals_per_ring`` (half the crystal pitch).
+    crystal_pitch_mm : float or None
+        Transaxial distance between neighbouring crystal centres on a block
+        face; None means the arc length ``2 pi radius_mm / n_crystals_per_ring``.
+    angular_offset_rad : float
+        Rotation of the whole detector ring from the nominal block angles
+        (module docstring), towards increasing angle.
 
     Notes
     -----
@@ -136,6 +156,8 @@ class ScannerGeometry:
     default_image_shape: tuple[int, int, int]
     default_voxel_size_mm: tuple[float, float, float]
     radial_bin_size_mm: float | None = field(default=None)
+    crystal_pitch_mm: float | None = field(default=None)
+    angular_offset_rad: float = 0.0
 
     def __post_init__(self) -> None:
         _check_positive(self.name, n_rings=self.n_rings, n_crystals_per_ring=self.n_crystals_per_ring,
@@ -153,6 +175,8 @@ class ScannerGeometry:
                 f"{self.name}: gap_crystals_per_block must be in [0, {self.crystals_per_block - 1}], "
                 f"got {self.gap_crystals_per_block}"
             )
+        if self.crystal_pitch_mm is not None and not self.crystal_pitch_mm > 0:
+            raise GeometryError(f"{self.name}: crystal_pitch_mm must be > 0, got {self.crystal_pitch_mm}")
         bad = [r for r in self.virtual_ring_positions if not 0 <= r < self.n_rings]
         if bad:
             raise GeometryError(f"{self.name}: virtual ring positions {bad} outside [0, {self.n_rings - 1}]")
@@ -169,18 +193,52 @@ class ScannerGeometry:
             return self.radial_bin_size_mm
         return float(np.pi * self.radius_mm / self.n_crystals_per_ring)
 
+    @property
+    def n_blocks(self) -> int:
+        """Transaxial blocks per ring."""
+        return self.n_crystals_per_ring // self.crystals_per_block
+
+    @property
+    def face_crystal_pitch_mm(self) -> float:
+        """Distance between neighbouring crystal centres on a block face (mm)."""
+        if self.crystal_pitch_mm is not None:
+            return self.crystal_pitch_mm
+        return float(2 * np.pi * self.radius_mm / self.n_crystals_per_ring)
+
+    def block_angles_rad(self) -> np.ndarray:
+        """Angle of each block's face centre, shape ``(n_blocks,)`` (module docstring)."""
+        return (-np.pi / 2 + 2 * np.pi * (np.arange(self.n_blocks) + 0.5) / self.n_blocks
+                + self.angular_offset_rad)
+
     def crystal_angles_rad(self) -> np.ndarray:
-        """Angle of each crystal centre, ``-pi/2 + 2*pi*c/n``, shape ``(n_crystals_per_ring,)``."""
-        return -np.pi / 2 + 2 * np.pi * np.arange(self.n_crystals_per_ring) / self.n_crystals_per_ring
+        """Angle of each crystal centre seen from the axis, shape ``(n_crystals_per_ring,)``."""
+        xy = self.crystal_xy_mm()
+        return np.arctan2(xy[:, 1], xy[:, 0])
 
     def crystal_xy_mm(self) -> np.ndarray:
         """Transaxial crystal centres, shape ``(n_crystals_per_ring, 2)``, float64, mm.
 
-        Crystal 0 is at ``(0, -radius_mm)``; the index increases
-        counter-clockwise (towards +x first).
+        Active crystals on the flat block faces, gap crystals on the circle
+        at the block boundaries (module docstring).
+
+        Examples
+        --------
+        >>> from petrecon.geometry import get_scanner
+        >>> xy = get_scanner("mmr").crystal_xy_mm()
+        >>> radius = np.hypot(xy[:, 0], xy[:, 1])
+        >>> round(float(radius[:8].min()), 1), round(float(radius[:8].max()), 1)
+        (334.7, 335.0)
         """
-        angles = self.crystal_angles_rad()
-        return self.radius_mm * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+        n_active = self.crystals_per_block - self.gap_crystals_per_block
+        position = np.arange(self.n_crystals_per_ring) % self.crystals_per_block
+        block_angle = self.block_angles_rad()[np.arange(self.n_crystals_per_ring) // self.crystals_per_block]
+        offset = position - (n_active - 1) / 2.0        # in crystals from the block centre
+        radial = np.stack([np.cos(block_angle), np.sin(block_angle)], axis=-1)
+        tangent = np.stack([-np.sin(block_angle), np.cos(block_angle)], axis=-1)
+        on_face = self.radius_mm * radial + (offset * self.face_crystal_pitch_mm)[:, None] * tangent
+        gap_angle = block_angle + offset * 2 * np.pi / self.n_crystals_per_ring
+        on_circle = self.radius_mm * np.stack([np.cos(gap_angle), np.sin(gap_angle)], axis=-1)
+        return np.where(self.is_gap_crystal()[:, None], on_circle, on_face)
 
     def ring_z_mm(self) -> np.ndarray:
         """Axial ring centres, shape ``(n_rings,)``, increasing and centred on z = 0."""

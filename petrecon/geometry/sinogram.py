@@ -2,37 +2,51 @@
 
 Transaxial convention (view ``v``, radial bin ``b``)
 -----------------------------------------------------
-With ``N = n_crystals_per_ring`` and the signed radial offset
-``t = b - n_radial_bins // 2``, the uncompressed view ``u`` (``0 .. N/2 - 1``)
-and offset ``t`` join the crystals (the CTI / STIR
-``ProjDataInfoCylindricalNoArcCorr`` mapping)::
+These are the scanner's own sinograms (Siemens e7 / NiftyPET), not arc
+corrected. With ``N = n_crystals_per_ring`` (gap crystals included), the
+uncompressed view ``u`` (``0 .. N/2 - 1``) and the signed radial offset
+``t = b - n_radial_bins // 2``, the bin joins the Siemens-numbered crystals::
 
-    c1 = (u + floor(t / 2)) mod N
-    c2 = (u - floor((t + 1) / 2) + N / 2) mod N
+    c_a = (u - ceil(t / 2) + N / 2 - 1) mod N
+    c_b = (u + floor(t / 2) - 1) mod N
 
-so ``c2 - c1 = N/2 - t`` and successive bins alternate between the two
-crystal-pair families ``c1 + c2 = 2u + N/2`` (even ``t``) and
-``2u + N/2 - 1`` (odd ``t``): the bins are *interleaved*, half a crystal
-pitch apart, and not arc-corrected (reference/scanners.md).
+For the Biograph mMR (N = 504, 344 bins) this is NiftyPET's
+``mmraux.transaxial_lut`` table ``s2cF``: ``c0 = floor((u + (N - 2 + 172 -
+b) / 2) mod N)``, ``c1 = floor((u + (2N - 2 - 172 + b) / 2) mod N)``; e.g.
+view 0, bin 172 joins crystals 251 and 503. ``c_b - c_a = t - N/2 (mod
+N)``, so successive bins alternate between two crystal-pair families half a
+crystal pitch apart (interleaved bins). The same formula is used for the mCT
+and the Biograph 64 (same Siemens e7 sinogram convention); for those two it
+is *unverified* against a public source.
 
-With crystal 0 at angle ``-pi/2`` (see :mod:`petrecon.geometry.scanner`) the
-LOR of ``(u, t)`` has normal angle ``phi(u) = pi * u / (N/2)`` (minus
-``pi / N`` for odd ``t``) and signed distance ``s = R * sin(pi * t / N)``
-from the centre along that normal. A point ``(x0, y0)`` is thus seen at
-``s(phi) = x0 cos(phi) + y0 sin(phi)``: the radial bin increases with ``s``.
-A view of a mashed layout (mashing ``m``) combines the uncompressed views
-``v*m .. v*m + m - 1``.
+With crystal 0 near the top of the gantry (:mod:`petrecon.geometry.scanner`)
+the LOR of ``(u, t)`` has normal angle ``phi(u) ~ pi * u / (N/2)`` and
+signed distance ``s ~ R * sin(pi * t / N)`` from the centre along that
+normal: a point ``(x0, y0)`` is seen at ``s(phi) = x0 cos(phi) + y0
+sin(phi)``, and the radial bin increases with ``s``. A view of a mashed
+layout (mashing ``m``) combines the uncompressed views ``v*m .. v*m + m - 1``.
 
 Axial convention
 ----------------
-``xstart`` is on ``(ring1, c1)`` and ``xend`` on ``(ring2, c2)``; the ring
-difference is ``d = ring2 - ring1``. With span ``S`` (odd), segment 0 holds
-``|d| <= (S-1)/2`` and segment ``+k`` (``-k``) the next ``S`` positive
-(negative) ring differences. Segments are stored 0, +1, -1, +2, -2, ...
-Within a segment sinograms are ordered by the ring sum ``ring1 + ring2``
-(the axial position; ``2 * n_rings - 1`` positions in segment 0 for S > 1).
-Storage order of the data is ``[TOF bin,] sinogram, view, radial bin``
-(reference/formats.md).
+The LOR of a sinogram's ring pair ``(ring_a, ring_b)`` joins crystal ``c_a``
+of ring ``ring_a`` (``xstart``) to crystal ``c_b`` of ring ``ring_b``
+(``xend``), as NiftyPET pairs its span-1 sinogram ``(r0, r1) = sn1_rno[si]``
+with ``s2cF[., 0]`` on ``r0`` and ``s2cF[., 1]`` on ``r1`` (the list-mode,
+fan-sum and normalisation convention of the mMR; reference/scanners.md).
+The ring difference is ``d = ring_b - ring_a``. With span ``S`` (odd),
+segment 0 holds ``|d| <= (S-1)/2`` and segment ``+k`` (``-k``) the next
+``S`` positive (negative) ring differences. Segments are stored 0, +1, -1,
++2, -2, ...: span-1 sinogram 64 of the mMR is ``(ring_a, ring_b) = (0, 1)``
+(NiftyPET ``axial_lut``), and span 11 stores ``d`` in [6, 16] right after
+segment 0 (NiftyPET's ``minrd``/``maxrd`` give this segment as -16..-6 in its
+own sign, ``r0 - r1``). Within a segment sinograms are ordered by the ring
+sum ``ring_a + ring_b`` (the axial position; ``2 * n_rings - 1`` positions
+in segment 0 for S > 1). Storage order of the data is ``[TOF bin,]
+sinogram, view, radial bin`` (reference/formats.md).
+
+Before petrecon 0.2 the roles of the two crystals were swapped (each oblique
+segment +k held the scanner's -k) and crystals were numbered one higher
+than the scanner's, so the gap bins were off by one crystal.
 """
 
 from __future__ import annotations
@@ -162,11 +176,11 @@ class SinogramLayout:
 
     # ----- axial ------------------------------------------------------------
     def segment_ring_differences(self) -> list[tuple[int, int]]:
-        """``(min_rd, max_rd)`` of each segment in storage order (``rd = ring2 - ring1``)."""
+        """``(min_rd, max_rd)`` of each segment in storage order (``rd = ring_b - ring_a``)."""
         return list(self._axial.segment_ring_differences)
 
     def ring_pairs(self) -> np.ndarray | list[np.ndarray]:
-        """Ring pairs ``(ring1, ring2)`` combined in each sinogram.
+        """Ring pairs ``(ring_a, ring_b)`` combined in each sinogram.
 
         Returns
         -------
@@ -182,7 +196,7 @@ class SinogramLayout:
     def ring_pair_to_sinogram(self) -> np.ndarray:
         """Sinogram index of each ring pair, int array ``(n_rings, n_rings)``, -1 if not stored.
 
-        Indexed ``[ring1, ring2]``.
+        Indexed ``[ring_a, ring_b]``.
         """
         return self._axial.ring_pair_to_sinogram.copy()
 
@@ -192,8 +206,8 @@ class SinogramLayout:
         Returns
         -------
         z1_mm, z2_mm : numpy.ndarray
-            float64, shape ``(n_sinograms,)``: mean ``z`` of ``ring1`` (the
-            ``xstart`` end) and of ``ring2`` over the ring pairs combined in
+            float64, shape ``(n_sinograms,)``: mean ``z`` of ``ring_a`` (the
+            ``xstart`` end) and of ``ring_b`` over the ring pairs combined in
             the sinogram.
         """
         ring_z = self.scanner.ring_z_mm()
@@ -238,7 +252,10 @@ class SinogramLayout:
 
     # ----- transaxial -------------------------------------------------------
     def view_crystals(self, views: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Crystal pairs of the radial bins of the selected views.
+        """Crystal pairs ``(c_a, c_b)`` of the radial bins of the selected views.
+
+        ``c_a`` sits on ``ring_a`` (the ``xstart`` end) and ``c_b`` on
+        ``ring_b`` of each sinogram's ring pairs (module docstring).
 
         Parameters
         ----------
@@ -247,16 +264,23 @@ class SinogramLayout:
 
         Returns
         -------
-        c1, c2 : numpy.ndarray
+        c_a, c_b : numpy.ndarray
             int64, shape ``(n_views_sel, view_mashing, n_radial_bins)``.
+
+        Examples
+        --------
+        >>> from petrecon.geometry import default_layout
+        >>> c_a, c_b = default_layout("mmr").view_crystals(np.array([0]))
+        >>> int(c_a[0, 0, 172]), int(c_b[0, 0, 172])
+        (251, 503)
         """
         views = self._select(views, self.n_views, "views")
         n_crystals = self.scanner.n_crystals_per_ring
         uncompressed = views[:, None] * self.view_mashing + np.arange(self.view_mashing)[None, :]
         t = np.arange(self.n_radial_bins) - self.n_radial_bins // 2
-        c1 = (uncompressed[..., None] + np.floor_divide(t, 2)) % n_crystals
-        c2 = (uncompressed[..., None] - np.floor_divide(t + 1, 2) + n_crystals // 2) % n_crystals
-        return c1, c2
+        c_a = (uncompressed[..., None] - np.floor_divide(t + 1, 2) + n_crystals // 2 - 1) % n_crystals
+        c_b = (uncompressed[..., None] + np.floor_divide(t, 2) - 1) % n_crystals
+        return c_a, c_b
 
     def gap_bin_mask(self, views: np.ndarray | None = None) -> np.ndarray:
         """True where any crystal pair of a bin uses a gap crystal.

@@ -252,24 +252,23 @@ def make_provenance(*, protocol: Any = None, scanner: str | None = None,
 
 
 def write_nifti(path: str | os.PathLike, volume: Volume, *, patient_position: str | None = None,
-                overwrite: bool = False) -> Path:
+                bed_position_mm: float | None = None, overwrite: bool = False) -> Path:
     """Export a volume as NIfTI-1 (``.nii`` or ``.nii.gz``), float32, sform in RAS+ mm (needs nibabel).
 
-    Scanner (x, y, z) go to RAS through DICOM LPS with the patient position
-    (``patient_position``, else ``volume.metadata["patient_position"]``,
-    else HFS: see :mod:`petrecon.io.dicom`): RAS = (-L, -P, S).
+    Gantry (x, y, z) go to DICOM LPS with the patient and bed position
+    (``patient_position``/``bed_position_mm``, else the volume's metadata,
+    else HFS and 0: :mod:`petrecon.geometry.patient`), then to RAS = (-L, -P, S).
     """
     try:
         import nibabel
     except ImportError:
         raise PetreconError("NIfTI export needs nibabel: pip install 'petrecon[nifti]'") from None
-    from petrecon.io.dicom import PATIENT_POSITION_SIGNS
+    from petrecon.geometry.patient import check_bed_position_mm, gantry_to_patient_affine, volume_patient_frame
 
-    position = (patient_position or volume.metadata.get("patient_position") or "HFS").upper()
-    if position not in PATIENT_POSITION_SIGNS:
-        raise PetreconError(f"patient position must be one of {', '.join(PATIENT_POSITION_SIGNS)}, got {position!r}")
-    signs = np.array(PATIENT_POSITION_SIGNS[position], dtype=np.float64) * [-1.0, -1.0, 1.0]
-    affine = np.diag([*signs, 1.0]) @ volume.grid.affine
+    recorded_position, recorded_bed_mm = volume_patient_frame(volume.metadata)
+    bed_mm = check_bed_position_mm(recorded_bed_mm if bed_position_mm is None else bed_position_mm)
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
+    affine = lps_to_ras @ gantry_to_patient_affine(patient_position or recorded_position, bed_mm) @ volume.grid.affine
     image = nibabel.Nifti1Image(np.asarray(volume.data, dtype=np.float32), affine)
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)

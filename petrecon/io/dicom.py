@@ -2,26 +2,20 @@
 
 Coordinates
 -----------
-A :class:`~petrecon.volume.Volume` has axes (x, y, z) in *scanner*
-coordinates (mm). petrecon's convention, seen by a patient lying head first
-and supine (HFS): +x points to the patient's left, +y down (posterior), +z
-into the gantry (superior). So for HFS the scanner frame *is* DICOM's patient
-frame LPS (``(L, P, S) = (x, y, z)``); the other positions are rotations of the
-patient by 180 degrees:
-
-========  ================================
-position  (L, P, S) in scanner coordinates
-========  ================================
-HFS       ( x,  y,  z)
-FFS       (-x,  y, -z)
-HFP       (-x, -y,  z)
-FFP       ( x, -y, -z)
-========  ================================
-
-Decubitus positions are refused. The DICOM Frame of Reference is the scanner
-frame (no table offset). Reading accepts any slice order and any
-axis-aligned ImageOrientationPatient (flips and row/column swaps); oblique
-series are refused with a :class:`~petrecon.errors.FormatError`.
+A :class:`~petrecon.volume.Volume` has axes (x, y, z) in petrecon's gantry
+frame (mm). Reading and writing go through the one gantry <-> patient (LPS)
+transform of :mod:`petrecon.geometry.patient`, with the patient position
+(HFS, HFP, FFS, FFP; decubitus positions are refused) and the bed position
+(Siemens ``start horizontal bed position``, mm): for HFS ``(L, P, S) = (x,
+y, -(z - h))``. A volume read from DICOM records both in its metadata
+(``patient_position``, ``bed_position_mm``); a PET series petrecon wrote
+stores its bed position in its private provenance element, so it reads back
+into the gantry frame it was written from. A CT or MR series read for
+attenuation must be read with the *emission's* patient and bed position
+(``bed_position_mm=``), so that it lands where the emission LORs see it.
+Reading accepts any slice order and any axis-aligned
+ImageOrientationPatient (flips and row/column swaps); oblique series are
+refused with a :class:`~petrecon.errors.FormatError`.
 
 Pixels: ``value = pixel * RescaleSlope + RescaleIntercept`` applied per
 slice (reference/formats.md, reference/quantification.md). PET is written as
@@ -42,6 +36,8 @@ import numpy as np
 
 from petrecon import __version__
 from petrecon.errors import FormatError, ParameterError
+from petrecon.geometry.patient import (PATIENT_POSITIONS, check_bed_position_mm, check_patient_position,
+                                       gantry_to_patient_affine, patient_to_gantry_affine, volume_patient_frame)
 from petrecon.io.atomic import atomic_folder
 from petrecon.isotopes import decay_correction_factor, get_isotope
 from petrecon.volume import ImageGrid, Volume
@@ -49,10 +45,6 @@ from petrecon.volume import ImageGrid, Volume
 PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
-
-#: Scanner (x, y, z) -> patient LPS signs for each supported PatientPosition.
-PATIENT_POSITION_SIGNS: dict[str, tuple[int, int, int]] = {
-    "HFS": (1, 1, 1), "FFS": (-1, 1, -1), "HFP": (-1, -1, 1), "FFP": (1, -1, -1)}
 
 #: PET radionuclide codes (DICOM PS3.16 CID 4020, SRT scheme), for the isotopes of petrecon.isotopes that have one.
 RADIONUCLIDE_CODES: dict[str, tuple[str, str]] = {
@@ -71,10 +63,11 @@ class _Series:
     first: Any                # pydicom Dataset of slice z = 0
     slopes: np.ndarray        # per slice (z order)
     patient_position: str
+    bed_position_mm: float
 
 
 def read_pet_series(folder: str | os.PathLike, *, series_uid: str | None = None,
-                    patient_position: str | None = None) -> Volume:
+                    patient_position: str | None = None, bed_position_mm: float | None = None) -> Volume:
     """Read a PET series (one file per slice) into a Volume of activity concentration.
 
     Parameters
@@ -86,13 +79,16 @@ def read_pet_series(folder: str | os.PathLike, *, series_uid: str | None = None,
         SeriesInstanceUID to read.
     patient_position : str, optional
         Overrides the header's PatientPosition (HFS, FFS, HFP, FFP).
+    bed_position_mm : float, optional
+        Bed position of the gantry frame to read into; default the one a
+        petrecon series records, else 0.
 
     Returns
     -------
     Volume
         Values after the per-slice rescale (Bq/ml for Units BQML). Metadata:
         ``units`` (``"Bq/ml"`` for BQML, else the header's Units),
-        ``dicom_units``, ``patient_position``, ``suv_inputs`` (the header
+        ``dicom_units``, ``patient_position``, ``bed_position_mm``, ``suv_inputs`` (the header
         fields SUV needs, as found: see :func:`_suv_inputs`), ``dicom_header`` (the first
         slice's header, ``Dataset.to_json_dict()`` without PixelData),
         ``rescale_slopes`` (per slice, z order), and ``provenance`` (the JSON record
@@ -109,11 +105,19 @@ def read_pet_series(folder: str | os.PathLike, *, series_uid: str | None = None,
     if time_slices > 1:
         raise FormatError(files[0][0], "NumberOfTimeSlices", f"is {time_slices}: a dynamic series; read it frame "
                                                              "by frame with read_dynamic_pet_series")
-    return _pet_volume(_assemble(files, patient_position))
+    return _pet_volume(_assemble(files, patient_position, _pet_bed_position(files, bed_position_mm)))
+
+
+def _pet_bed_position(files: list[tuple[Path, Any]], bed_position_mm: float | None) -> float | None:
+    """The given bed position, else the one petrecon's provenance records, else None (0)."""
+    if bed_position_mm is not None:
+        return bed_position_mm
+    return (_petrecon_provenance(files[0][1]) or {}).get("bed_position_mm")
 
 
 def read_dynamic_pet_series(folder: str | os.PathLike, *, series_uid: str | None = None,
-                            patient_position: str | None = None) -> list[Volume]:
+                            patient_position: str | None = None,
+                            bed_position_mm: float | None = None) -> list[Volume]:
     """Read a dynamic PET series (NumberOfTimeSlices frames, one file per slice and frame), one Volume per frame.
 
     A file's frame is ``(ImageIndex - 1) // NumberOfSlices`` (DICOM PET Image
@@ -128,9 +132,10 @@ def read_dynamic_pet_series(folder: str | os.PathLike, *, series_uid: str | None
         As :func:`read_pet_series`, and frames that miss slices or ImageIndex.
     """
     files = _series_files(Path(folder), "PT", series_uid)
+    bed_position_mm = _pet_bed_position(files, bed_position_mm)
     time_slices = _time_slices(files)
     if time_slices == 1:
-        return [_pet_volume(_assemble(files, patient_position))]
+        return [_pet_volume(_assemble(files, patient_position, bed_position_mm))]
     n_slices = int(files[0][1].get("NumberOfSlices") or 0)
     frames: dict[int, list] = {}
     for path, dataset in files:
@@ -143,7 +148,7 @@ def read_dynamic_pet_series(folder: str | os.PathLike, *, series_uid: str | None
         if len(frames.get(frame, [])) != n_slices:
             raise FormatError(Path(folder), "ImageIndex", f"frame {frame + 1} has {len(frames.get(frame, []))} "
                                                           f"slices, NumberOfSlices says {n_slices}")
-        volume = _pet_volume(_assemble(frames[frame], patient_position))
+        volume = _pet_volume(_assemble(frames[frame], patient_position, bed_position_mm))
         volume.metadata["frame_index"] = frame
         volumes.append(volume)
     return volumes
@@ -160,7 +165,8 @@ def _time_slices(files: list[tuple[Path, Any]]) -> int:
 def _pet_volume(series: _Series) -> Volume:
     units = str(series.first.get("Units", ""))
     metadata = {"units": "Bq/ml" if units == "BQML" else units, "dicom_units": units,
-                "patient_position": series.patient_position, "suv_inputs": _suv_inputs(series.first),
+                "patient_position": series.patient_position, "bed_position_mm": series.bed_position_mm,
+                "suv_inputs": _suv_inputs(series.first),
                 "dicom_header": _header_json(series.first), "rescale_slopes": series.slopes.tolist()}
     provenance = _petrecon_provenance(series.first)
     if provenance is not None:
@@ -169,22 +175,31 @@ def _pet_volume(series: _Series) -> Volume:
 
 
 def read_ct_series(folder: str | os.PathLike, *, series_uid: str | None = None,
-                   patient_position: str | None = None) -> Volume:
+                   patient_position: str | None = None, bed_position_mm: float | None = None) -> Volume:
     """Read a CT series in Hounsfield units (``pixel * RescaleSlope + RescaleIntercept``).
 
+    The volume is in the gantry frame of the PET acquisition it attenuates:
+    give that acquisition's ``bed_position_mm`` (and ``patient_position`` if
+    the CT's header does not hold the PET's).
+
     Metadata: ``units = "HU"``, ``kvp`` (0018,0060; None if absent),
-    ``patient_position``, ``dicom_header`` (first slice, JSON dict).
+    ``patient_position``, ``bed_position_mm``, ``dicom_header`` (first slice, JSON dict).
     """
-    series = _read_series(Path(folder), "CT", series_uid, patient_position)
+    series = _read_series(Path(folder), "CT", series_uid, patient_position, bed_position_mm)
     kvp = series.first.get("KVP")
     metadata = {"units": "HU", "kvp": None if kvp in (None, "") else float(kvp),
-                "patient_position": series.patient_position, "dicom_header": _header_json(series.first)}
+                "patient_position": series.patient_position, "bed_position_mm": series.bed_position_mm,
+                "dicom_header": _header_json(series.first)}
     return Volume(series.data.astype(np.float32), series.grid, metadata)
 
 
 def read_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.PathLike, *,
-                      kind: str = "water_fat", patient_position: str | None = None) -> tuple[Volume, Volume]:
+                      kind: str = "water_fat", patient_position: str | None = None,
+                      bed_position_mm: float | None = None) -> tuple[Volume, Volume]:
     """Read a Dixon MR pair: water and fat (``kind="water_fat"``) or in- and opposed-phase (``"in_opposed"``).
+
+    In the gantry frame of the PET acquisition's ``bed_position_mm``, as
+    :func:`read_ct_series`.
 
     Both series must share the grid (same geometry within 1e-3 mm). Each
     volume carries ``metadata["dixon"]`` = ``"water"``/``"fat"`` or
@@ -200,10 +215,10 @@ def read_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.P
         raise ParameterError(f"Dixon kind must be one of {sorted(names)}, got {kind!r}")
     volumes = []
     for folder, name in zip((first_folder, second_folder), names[kind]):
-        series = _read_series(Path(folder), "MR", None, patient_position)
+        series = _read_series(Path(folder), "MR", None, patient_position, bed_position_mm)
         volumes.append(Volume(series.data.astype(np.float32), series.grid,
                               {"units": "MR signal", "dixon": name, "patient_position": series.patient_position,
-                               "dicom_header": _header_json(series.first)}))
+                               "bed_position_mm": series.bed_position_mm, "dicom_header": _header_json(series.first)}))
     first, second = volumes[0].grid, volumes[1].grid
     if first.shape != second.shape or not np.allclose(first.affine, second.affine, atol=1e-3):
         raise FormatError(second_folder, "ImagePositionPatient/PixelSpacing",
@@ -211,8 +226,9 @@ def read_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.P
     return volumes[0], volumes[1]
 
 
-def _read_series(folder: Path, modality: str, series_uid: str | None, patient_position: str | None) -> _Series:
-    return _assemble(_series_files(folder, modality, series_uid), patient_position)
+def _read_series(folder: Path, modality: str, series_uid: str | None, patient_position: str | None,
+                 bed_position_mm: float | None) -> _Series:
+    return _assemble(_series_files(folder, modality, series_uid), patient_position, bed_position_mm)
 
 
 def _series_files(folder: Path, modality: str, series_uid: str | None) -> list[tuple[Path, Any]]:
@@ -264,13 +280,15 @@ def _size_tags(path: Path, dataset: Any) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def _assemble(files: list[tuple[Path, Any]], position_override: str | None) -> _Series:
+def _assemble(files: list[tuple[Path, Any]], position_override: str | None,
+              bed_position_mm: float | None) -> _Series:
     path0, first = files[0]
     position = (position_override or str(first.get("PatientPosition", "")) or _position_from_codes(first)
                 or "HFS").upper()
-    if position not in PATIENT_POSITION_SIGNS:
+    if position not in PATIENT_POSITIONS:
         raise FormatError(path0, "PatientPosition", f"{position!r} is not supported; supported: "
-                          f"{', '.join(PATIENT_POSITION_SIGNS)}")
+                          f"{', '.join(PATIENT_POSITIONS)}")
+    bed_position_mm = check_bed_position_mm(bed_position_mm)
     orientation = _float_tag(path0, first, "ImageOrientationPatient", 6)
     spacing = _float_tag(path0, first, "PixelSpacing", 2)
     if np.any(spacing <= 0):
@@ -322,15 +340,15 @@ def _assemble(files: list[tuple[Path, Any]], position_override: str | None) -> _
             raise FormatError(path, "RescaleSlope", f"{slope} and intercept {intercept} give values beyond float32")
     # affine of the stack in LPS: index (c, r, s) -> mm
     lps = np.column_stack([row_cosine * spacing[1], column_cosine * spacing[0], normal * slice_step])
-    signs = np.array(PATIENT_POSITION_SIGNS[position], dtype=np.float64)
-    scanner = signs[:, None] * lps          # scanner = signs * LPS (the matrix is its own inverse)
-    origin = signs * slices[0][1]
+    to_gantry = patient_to_gantry_affine(position, bed_position_mm)
+    scanner = to_gantry[:3, :3] @ lps
+    origin = to_gantry[:3, :3] @ slices[0][1] + to_gantry[:3, 3]
     data, voxel_size, origin = _axis_align(path0, stack, scanner, origin)
     grid = ImageGrid(data.shape, tuple(voxel_size), tuple(origin))
     slice_axis = scanner[:, 2]
     if int(np.argmax(np.abs(slice_axis))) == 2 and slice_axis[2] < 0:
         slices = slices[::-1]  # the slice stored last is at z index 0
-    return _Series(data, grid, slices[0][3], np.array([item[4] for item in slices]), position)
+    return _Series(data, grid, slices[0][3], np.array([item[4] for item in slices]), position, bed_position_mm)
 
 
 def _axis_align(path: Path, stack: np.ndarray, matrix: np.ndarray, origin: np.ndarray):
@@ -413,6 +431,7 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
                      patient_weight_kg: float | None = None, patient_size_m: float | None = None,
                      patient_sex: str = "O", patient_name: str = "Anonymous^", patient_id: str = "petrecon",
                      patient_birth_date: str = "", patient_position: str | None = None,
+                     bed_position_mm: float | None = None,
                      corrected_image: tuple[str, ...] = ("NORM", "DTIM", "ATTN", "SCAT", "DECY", "RAN"),
                      half_life_s: float | None = None, series_description: str = "petrecon AW-OSEM",
                      series_number: int = 1, study_instance_uid: str | None = None,
@@ -447,8 +466,14 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
         ``M``, ``F`` or ``O``.
     patient_position : str, optional
         HFS, FFS, HFP or FFP: sets ImageOrientationPatient and
-        ImagePositionPatient from the scanner coordinates (module docstring).
+        ImagePositionPatient from the gantry coordinates (module docstring).
         Default: ``volume.metadata["patient_position"]``, else HFS.
+    bed_position_mm : float, optional
+        Siemens ``start horizontal bed position`` of the volume's gantry
+        frame (:mod:`petrecon.geometry.patient`). Default:
+        ``volume.metadata["bed_position_mm"]``, else 0. Recorded in the
+        provenance element so that :func:`read_pet_series` reads the series
+        back into the same gantry frame.
     corrected_image : tuple of str
         CorrectedImage values (subset of NORM, DTIM, ATTN, SCAT, DECY, RAN).
     half_life_s : float, optional
@@ -493,10 +518,11 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
             raise ParameterError(f"write_pet_series writes Bq/ml volumes; this volume's units are {units!r}")
         if frame.grid != volumes[0].grid:
             raise ParameterError(f"the frames of a series share one grid: {frame.grid} differs from {volumes[0].grid}")
-    patient_position = str(patient_position or volumes[0].metadata.get("patient_position") or "HFS")
-    if patient_position.upper() not in PATIENT_POSITION_SIGNS:
-        raise ParameterError(f"patient_position must be one of {', '.join(PATIENT_POSITION_SIGNS)}, "
-                             f"got {patient_position!r}")
+    recorded_position, recorded_bed_mm = volume_patient_frame(volumes[0].metadata)
+    patient_position = check_patient_position(patient_position or recorded_position, source="patient_position")
+    bed_position_mm = check_bed_position_mm(recorded_bed_mm if bed_position_mm is None else bed_position_mm,
+                                            source="bed_position_mm")
+    provenance = {**(provenance or {}), "bed_position_mm": bed_position_mm}
     unknown = set(corrected_image) - set(_ALL_CORRECTIONS)
     if unknown:
         raise ParameterError(f"unknown CorrectedImage values {sorted(unknown)}; known: {_ALL_CORRECTIONS}")
@@ -508,7 +534,7 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
         raise ParameterError("the volume holds NaN or infinite values")
     nuclide = get_isotope(isotope)
     half_life_s = nuclide.half_life_s if half_life_s is None else float(half_life_s)
-    signs = np.array(PATIENT_POSITION_SIGNS[patient_position.upper()], dtype=np.float64)
+    to_patient = gantry_to_patient_affine(patient_position, bed_position_mm)
     grid = volumes[0].grid
     study_uid = study_instance_uid or generate_uid()
     series_uid = generate_uid()
@@ -562,8 +588,9 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
             ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", int(series_number), f * grid.shape[2] + k + 1
             ds.FrameOfReferenceUID = frame_uid
             ds.PositionReferenceIndicator = ""
-            ds.ImageOrientationPatient = [f"{v:g}" for v in (signs[0], 0, 0, 0, signs[1], 0)]
-            position = signs * (np.array(grid.origin_mm) + np.array([0.0, 0.0, k * grid.voxel_size_mm[2]]))
+            ds.ImageOrientationPatient = [f"{v:g}" for v in (to_patient[0, 0], 0, 0, 0, to_patient[1, 1], 0)]
+            position = to_patient[:3, :3] @ (np.array(grid.origin_mm) + [0.0, 0.0, k * grid.voxel_size_mm[2]]) \
+                + to_patient[:3, 3]
             ds.ImagePositionPatient = [f"{v:.6f}" for v in position]
             ds.SliceLocation = f"{position[2]:.6f}"
             ds.PixelSpacing = [f"{grid.voxel_size_mm[1]:.6f}", f"{grid.voxel_size_mm[0]:.6f}"]
@@ -587,7 +614,8 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
             ds.FrameReferenceTime = f"{1000.0 * reference_s:.3f}"
             ds.ActualFrameDuration = int(round(duration_s * 1000))
             ds.DecayFactor = f"{decay_correction_factor(half_life_s, start_s, duration_s):.6f}"
-            ds.update(_orientation_codes(patient_position.upper()))
+            ds.PatientPosition = patient_position
+            ds.update(_orientation_codes(patient_position))
             ds.RadiopharmaceuticalInformationSequence = pydicom.Sequence([_radiopharmaceutical_item(
                 nuclide.name, radiopharmaceutical, injected_dose_bq, injection_datetime, half_life_s,
                 nuclide.positron_fraction)])

@@ -39,7 +39,7 @@ headers imply it), ``%tof mashing factor``, ``number of scan data types``,
 ``scan data type description[i]``, ``data offset in bytes[i]``,
 ``image duration (sec)``, ``image relative start time (sec)``, ``!END OF
 INTERFILE``, and ``%start horizontal bed position (mm)`` when a bed offset
-is given (read back by :func:`bed_offset_mm`). Image headers: ``matrix size[1..3]`` (x fastest), ``scale factor
+is given (read back by :func:`bed_position_mm`). Image headers: ``matrix size[1..3]`` (x fastest), ``scale factor
 (mm/pixel) [1..3]``, ``first pixel offset (mm) [1..3]`` (centre of voxel 0,
 STIR's key), ``number format``, ``number of bytes per pixel``,
 ``imagedata byte order``, ``quantification units``.
@@ -298,16 +298,19 @@ class InterfileSinograms:
 BED_POSITION_KEY = "start horizontal bed position (mm)"
 
 
-def bed_offset_mm(header: InterfileHeader) -> float | None:
+def bed_position_mm(header: InterfileHeader) -> float | None:
     """Table position of the data set (``%start horizontal bed position (mm)``), None when the key is absent.
 
-    The whole-body ``bed_offset_mm`` of :mod:`petrecon.io.multibed` (the
-    key's direction relative to the scanner's +z is taken as +z: unverified).
+    The Siemens value as written, the ``h`` of
+    :mod:`petrecon.geometry.patient` (a head-first patient's S coordinate of
+    the gantry centre; NiftyPET reads the same key from mMR list-mode
+    headers, ``mmraux.vh_bedpos``). Whole-body studies use its negative as
+    the bed's ``bed_offset_mm`` (:mod:`petrecon.io.multibed`).
 
     Examples
     --------
     >>> text = "!INTERFILE :=\\n%start horizontal bed position (mm) := -1200.5\\n"
-    >>> bed_offset_mm(parse_interfile(text, "h.hdr"))
+    >>> bed_position_mm(parse_interfile(text, "h.hdr"))
     -1200.5
     """
     return header.number(BED_POSITION_KEY) if header.has(BED_POSITION_KEY) else None
@@ -434,7 +437,7 @@ def read_interfile_sinograms(header_path: str | os.PathLike, *, scanner: str | N
 
 def write_interfile_sinograms(header_path: str | os.PathLike, sinograms: dict[str, np.ndarray],
                               layout: SinogramLayout, *, start_s: float = 0.0, duration_s: float | None = None,
-                              bed_offset_mm: float | None = None, overwrite: bool = False) -> Path:
+                              bed_position_mm: float | None = None, overwrite: bool = False) -> Path:
     """Write sinograms (one data file, one block per name) with a Siemens-style header.
 
     All arrays must share ``layout.shape`` and one dtype of int16, int32,
@@ -499,8 +502,8 @@ def write_interfile_sinograms(header_path: str | os.PathLike, sinograms: dict[st
     items.append(("image relative start time (sec)", float(start_s)))
     if duration_s is not None:
         items.append(("image duration (sec)", float(duration_s)))
-    if bed_offset_mm is not None:
-        items.append((f"%{BED_POSITION_KEY}", float(bed_offset_mm)))
+    if bed_position_mm is not None:
+        items.append((f"%{BED_POSITION_KEY}", float(bed_position_mm)))
     with atomic_output(data_path, overwrite=overwrite) as temporary_data, \
             atomic_output(header_path, overwrite=overwrite) as temporary_header:
         with open(temporary_data, "wb") as f:

@@ -400,10 +400,12 @@ def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramL
     and the provenance (input SHA-256, layout, frame). What ``petrecon
     histogram`` runs. The table position ``%start horizontal bed position (mm)``
     of the Interfile header (the DICOM wrapper's, else ``<file>.hdr`` next to a
-    raw ``.l``) becomes the attribute ``bed_offset_mm`` (whole-body studies).
+    raw ``.l``) becomes the attributes ``bed_position_mm`` and, for
+    whole-body studies, ``bed_offset_mm`` (:func:`petrecon.geometry.patient.bed_attributes`).
     """
     from petrecon.io.container import Container, make_provenance, write_container
-    from petrecon.io.interfile import bed_offset_mm, read_header
+    from petrecon.geometry.patient import bed_attributes
+    from petrecon.io.interfile import bed_position_mm, read_header
 
     source = Path(source)
     words_path = source
@@ -429,8 +431,8 @@ def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramL
                   "duration_s": result.duration_s, "n_prompts": result.n_prompts, "n_delays": result.n_delays,
                   "n_dropped": result.n_dropped, "n_unmapped": result.n_unmapped,
                   "bucket_singles_per_s": {str(k): v for k, v in result.singles_per_s.items()}}
-    if header is not None and bed_offset_mm(header) is not None:
-        attributes["bed_offset_mm"] = bed_offset_mm(header)
+    if header is not None and bed_position_mm(header) is not None:
+        attributes.update(bed_attributes(bed_position_mm(header)))
     provenance = make_provenance(protocol={"operation": "histogram", "span": layout.span,
                                            "max_ring_difference": layout.max_ring_difference,
                                            "frame_s": [start_s, end_s]},

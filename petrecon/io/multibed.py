@@ -13,10 +13,13 @@ Per-bed attributes (in each bed container's ``attributes``)
 ``bed_offset_mm``
     Table position: the whole-body z (mm) of the scanner centre while this
     bed was acquired. A point fixed to the table at whole-body ``z`` sits at
-    scanner ``z - bed_offset_mm``. Readers take it from the Siemens Interfile
-    key ``start horizontal bed position (mm)`` (reference/formats.md); the
-    direction of that key relative to the scanner's +z is not stated in the
-    reference, petrecon takes it as +z (unverified).
+    scanner ``z - bed_offset_mm``. Readers take it as the negative of the
+    Siemens Interfile key ``start horizontal bed position (mm)``
+    (reference/formats.md), so that the whole-body frame is the gantry frame
+    at bed position 0 and a head-first patient's S coordinate decreases
+    from the head bed to the feet bed as on the scanner
+    (:mod:`petrecon.geometry.patient`); each bed also carries that key's
+    value as ``bed_position_mm``.
 ``frame_start_s``
     Start of the bed's acquisition in seconds after the study's reference
     time (injection for simulated studies): decay between beds is corrected

@@ -13,8 +13,9 @@ Mapping to petrecon
 Only cylindrical ring scanners map onto a :class:`ScannerGeometry`: every
 detecting element's box centre must lie on one radius, on equally spaced
 rings (z) and at equally spaced angles with the same count per ring. Ring
-index increases with z; crystal index ``c`` follows petrecon's convention
-(crystal 0 at angle -pi/2, counter-clockwise: :mod:`petrecon.geometry.scanner`).
+index increases with z; crystal index ``c`` increases with the angle from
+the one nearest to -pi/2 (:mod:`petrecon.geometry.scanner`); each crystal is
+its own block, so the petrecon geometry puts it exactly where PETSIRD does.
 The radius is that of the box centres (mean depth of interaction = half the
 crystal length). petrecon rings are centred on z = 0; a PETSIRD scanner whose
 rings are not is shifted (LOR endpoints keep the PETSIRD coordinates). PETSIRD has no coincidence window: it is recorded as 0.
@@ -110,8 +111,10 @@ def crystal_pairs_to_listmode_address(layout: SinogramLayout, ring1, crystal1, r
     """Span-1 address ``sinogram * nv * nb + view * nb + bin`` of crystal pairs (-1 if not in the layout).
 
     The inverse of :meth:`SinogramLayout.view_crystals` (unmashed) and the
-    span-1 ring pairs: an unordered pair is stored once, with view
-    ``u < n_crystals / 2``; the order of the two ends follows the layout.
+    span-1 ring pairs: ``(ring1, crystal1)`` is taken as the ``c_a`` end and
+    ``(ring2, crystal2)`` as the ``c_b`` end; an unordered pair is stored
+    once, with view ``u < n_crystals / 2``, so the two ends swap when the
+    view falls in the other half.
 
     Examples
     --------
@@ -123,15 +126,17 @@ def crystal_pairs_to_listmode_address(layout: SinogramLayout, ring1, crystal1, r
     """
     n = layout.scanner.n_crystals_per_ring
     ring1, crystal1, ring2, crystal2 = (np.asarray(a, dtype=np.int64) for a in (ring1, crystal1, ring2, crystal2))
-    t = (crystal1 - crystal2 + n // 2) % n
-    t = np.where(t >= n // 2, t - n, t)
-    view = (crystal1 - np.floor_divide(t, 2)) % n
+
+    def view_and_offset(crystal_a, crystal_b):
+        t = (crystal_b - crystal_a + n // 2) % n
+        t = np.where(t >= n // 2, t - n, t)
+        return (crystal_b + 1 - np.floor_divide(t, 2)) % n, t
+
+    view, t = view_and_offset(crystal1, crystal2)
     swap = view >= n // 2
     ring1, ring2 = np.where(swap, ring2, ring1), np.where(swap, ring1, ring2)
     crystal1, crystal2 = np.where(swap, crystal2, crystal1), np.where(swap, crystal1, crystal2)
-    t = (crystal1 - crystal2 + n // 2) % n
-    t = np.where(t >= n // 2, t - n, t)
-    view = (crystal1 - np.floor_divide(t, 2)) % n
+    view, t = view_and_offset(crystal1, crystal2)
     span1 = layout.listmode_layout()
     radial_bin = t + span1.n_radial_bins // 2
     sinogram = span1.ring_pair_to_sinogram()[ring1, ring2]
@@ -152,8 +157,7 @@ def scanner_from_petsird(scanner_information, type_of_module: int = 0, path: str
         Each element's ring and crystal index.
     angle_offset_rad : float
         Rotation of the PETSIRD crystals from petrecon's crystal positions
-        (crystal ``c`` sits at ``-pi/2 + 2 pi c / n + angle_offset_rad``);
-        images histogrammed through petrecon's layout are rotated by it.
+        (crystal ``c`` sits at ``-pi/2 + 2 pi c / n + angle_offset_rad``).
 
     Raises
     ------
@@ -203,11 +207,12 @@ def scanner_from_petsird(scanner_information, type_of_module: int = 0, path: str
     ring_spacing = float(spacing.mean()) if n_rings > 1 else 1.0
     scanner = ScannerGeometry(
         name="petsird", description=f"PETSIRD scanner {scanner_information.model_name!r}", n_rings=n_rings,
-        n_crystals_per_ring=n_crystals, crystals_per_block=n_crystals, gap_crystals_per_block=0,
+        n_crystals_per_ring=n_crystals, crystals_per_block=1, gap_crystals_per_block=0,
         radius_mm=float(radius.mean()), ring_spacing_mm=ring_spacing, virtual_ring_positions=(),
         energy_window_kev=(float(energy_edges[0]), float(energy_edges[-1])), coincidence_window_ns=0.0, tof=tof,
         default_image_shape=(n_crystals // 2, n_crystals // 2, 2 * n_rings - 1),
-        default_voxel_size_mm=(float(2 * radius.mean() / (n_crystals // 2)),) * 2 + (ring_spacing / 2,))
+        default_voxel_size_mm=(float(2 * radius.mean() / (n_crystals // 2)),) * 2 + (ring_spacing / 2,),
+        angular_offset_rad=float((offset - 0.5) * pitch))
     return scanner, centres, ring, crystal, offset * pitch
 
 

@@ -44,6 +44,8 @@ import numpy as np
 
 from petrecon.errors import FormatError, ParameterError
 from petrecon.geometry import SCANNERS, SinogramLayout, default_layout
+from petrecon.geometry.patient import bed_attributes
+from petrecon.io.interfile import bed_position_mm
 from petrecon.io.container import Container, read_container
 
 LOG = logging.getLogger(__name__)
@@ -490,6 +492,8 @@ def header_attributes(header) -> dict:
     for key, name in texts.items():
         if header.has(key) and header.text(key).strip():
             attributes[name] = header.text(key).strip()
+    if bed_position_mm(header) is not None:
+        attributes.update(bed_attributes(bed_position_mm(header)))
     return attributes
 
 

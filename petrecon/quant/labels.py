@@ -7,9 +7,9 @@ PET :class:`~petrecon.volume.Volume`, ready for
 Orientation
 -----------
 Each file gives the mm position of its voxels in a patient frame; petrecon's
-Volume axes are scanner coordinates, tied to DICOM's patient frame LPS by the
-patient position (:data:`petrecon.io.dicom.PATIENT_POSITION_SIGNS`:
-``LPS = signs * scanner``, HFS: the frames coincide).
+Volume axes are gantry coordinates, tied to DICOM's patient frame LPS by the
+patient and bed position (:mod:`petrecon.geometry.patient`; HFS:
+``LPS = (x, y, -(z - bed))``).
 
 - NIfTI: the image's affine (sform, else qform, as nibabel chooses) maps
   voxel indices to **RAS+** mm, so ``LPS = diag(-1, -1, 1) RAS``.
@@ -53,7 +53,8 @@ import numpy as np
 from scipy import ndimage
 
 from petrecon.errors import FormatError, ParameterError
-from petrecon.io.dicom import PATIENT_POSITION_SIGNS, _float_tag, _size_tags
+from petrecon.geometry.patient import check_patient_position, patient_to_gantry_affine, volume_patient_frame
+from petrecon.io.dicom import _float_tag, _size_tags
 from petrecon.volume import ImageGrid, Volume
 
 LOG = logging.getLogger(__name__)
@@ -102,9 +103,10 @@ def read_label_masks(path: str | os.PathLike, reference: Volume | ImageGrid, *,
         ``.nii`` / ``.nii.gz`` (needs nibabel: ``pip install petrecon[nifti]``)
         or a DICOM Segmentation file.
     reference : Volume or ImageGrid
-        The PET volume (its grid, ``metadata["patient_position"]`` and the
-        FrameOfReferenceUID of ``metadata["dicom_header"]`` are used) or a
-        bare grid (scanner coordinates).
+        The PET volume (its grid, ``metadata["patient_position"]``,
+        ``metadata["bed_position_mm"]`` and the FrameOfReferenceUID of
+        ``metadata["dicom_header"]`` are used) or a bare grid (gantry
+        coordinates of an HFS patient at bed position 0).
     patient_position : str, optional
         HFS, FFS, HFP or FFP; default the Volume's, else HFS.
     frame_of_reference_uid : str, optional
@@ -130,7 +132,8 @@ def read_label_masks(path: str | os.PathLike, reference: Volume | ImageGrid, *,
     >>> import tempfile, nibabel
     >>> grid = ImageGrid.centred((8, 8, 4), (2.0, 2.0, 2.0))
     >>> labels = np.zeros(grid.shape, np.uint8); labels[2:4, 2:5, 1] = 3
-    >>> ras = RAS_TO_LPS @ grid.affine       # HFS: scanner = LPS; the same matrix maps LPS to RAS+
+    >>> from petrecon.geometry.patient import gantry_to_patient_affine
+    >>> ras = RAS_TO_LPS @ gantry_to_patient_affine("HFS") @ grid.affine  # the same matrix maps LPS to RAS+
     >>> path = Path(tempfile.mkdtemp()) / "labels.nii.gz"
     >>> nibabel.save(nibabel.Nifti1Image(labels, ras), path)
     >>> {name: int(mask.sum()) for name, mask in read_label_masks(path, grid).items()}
@@ -139,9 +142,8 @@ def read_label_masks(path: str | os.PathLike, reference: Volume | ImageGrid, *,
     path = Path(path)
     grid = reference.grid if isinstance(reference, Volume) else reference
     metadata = reference.metadata if isinstance(reference, Volume) else {}
-    position = str(patient_position or metadata.get("patient_position") or "HFS").upper()
-    if position not in PATIENT_POSITION_SIGNS:
-        raise ParameterError(f"patient position must be one of {', '.join(PATIENT_POSITION_SIGNS)}, got {position!r}")
+    recorded_position, bed_position_mm = volume_patient_frame(metadata)
+    position = check_patient_position(patient_position or recorded_position)
     if not path.is_file():
         raise FormatError(path, "file", "does not exist")
     if path.name.lower().endswith((".nii", ".nii.gz")):
@@ -149,7 +151,7 @@ def read_label_masks(path: str | os.PathLike, reference: Volume | ImageGrid, *,
     else:
         images = _seg_images(path, frame_of_reference_uid or _frame_of_reference(metadata))
         position_field = "ImagePositionPatient"
-    lps_to_scanner = np.diag([*PATIENT_POSITION_SIGNS[position], 1.0])  # its own inverse
+    lps_to_scanner = patient_to_gantry_affine(position, bed_position_mm)
     masks, missed = {}, []
     for image in images:
         for name, mask in image.masks_on(lps_to_scanner @ image.index_to_lps, grid).items():
@@ -173,8 +175,7 @@ def label_records(volume: Volume, path: str | os.PathLike) -> list[dict]:
     """
     from petrecon.quant.report import voi_record
 
-    signs = PATIENT_POSITION_SIGNS.get(str(volume.metadata.get("patient_position") or "HFS").upper(), (1, 1, 1))
-    return [voi_record(f"{Path(path).name}:{name}", volume, mask, signs)
+    return [voi_record(f"{Path(path).name}:{name}", volume, mask)
             for name, mask in read_label_masks(path, volume).items()]
 
 

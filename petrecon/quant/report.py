@@ -2,9 +2,9 @@
 
 A specification is ``sphere:x,y,z,r`` (centre and radius in mm) or
 ``box:x0,y0,z0,x1,y1,z1`` (two corners, mm), in DICOM patient coordinates
-(LPS); ``axis_signs`` maps them to the Volume's scanner axes (all +1 for a
-head-first supine patient, where the two frames coincide; see
-:mod:`petrecon.io.dicom`). Positions in the records are patient coordinates too.
+(LPS), mapped to the Volume's gantry axes by the patient and bed position
+the Volume records (:mod:`petrecon.geometry.patient`). Positions in the
+records are patient coordinates too.
 Each record holds ``suv_max``, ``suv_mean``, ``suv_peak``, ``suv_sd``,
 ``volume_ml``, ``tlg`` and the positions of max and peak; the values are in the
 image's units (SUV when the Volume is an SUV image, see
@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from petrecon.errors import ParameterError
+from petrecon.geometry.patient import gantry_to_patient, patient_to_gantry_affine, volume_patient_frame
 from petrecon.quant.roi import box_mask, sphere_mask
 from petrecon.quant.stats import voi_statistics
 from petrecon.volume import ImageGrid, Volume
@@ -44,8 +45,12 @@ def parse_roi(spec: str) -> tuple[str, tuple[float, ...]]:
     return shape, values
 
 
-def roi_mask(grid: ImageGrid, spec: str, axis_signs: tuple[int, int, int] = (1, 1, 1)) -> np.ndarray:
+def roi_mask(grid: ImageGrid, spec: str, patient_to_gantry: np.ndarray | None = None) -> np.ndarray:
     """The mask of one ROI specification on ``grid`` (patient coordinates, see the module notes).
+
+    ``patient_to_gantry`` is the 4 x 4 LPS -> gantry matrix of the grid's
+    frame (:func:`petrecon.geometry.patient.patient_to_gantry_affine`);
+    default HFS at bed position 0.
 
     Raises
     ------
@@ -57,19 +62,20 @@ def roi_mask(grid: ImageGrid, spec: str, axis_signs: tuple[int, int, int] = (1, 
     >>> int(roi_mask(ImageGrid.centred((10, 10, 10), (1.0, 1.0, 1.0)), "box:-1,-1,-1,1,1,1").sum())
     8
     """
-    signs = np.asarray(axis_signs, dtype=np.float64)
+    to_gantry = patient_to_gantry_affine() if patient_to_gantry is None else np.asarray(patient_to_gantry)
     shape, values = parse_roi(spec)
+    points = np.array([values[:3], values[3:]] if shape == "box" else [values[:3]], dtype=np.float64)
+    points = points @ to_gantry[:3, :3].T + to_gantry[:3, 3]
     if shape == "sphere":
-        mask = sphere_mask(grid, signs * values[:3], values[3])
+        mask = sphere_mask(grid, points[0], values[3])
     else:
-        corners = signs * np.array([values[:3], values[3:]])
-        mask = box_mask(grid, corners.min(axis=0), corners.max(axis=0))
+        mask = box_mask(grid, points.min(axis=0), points.max(axis=0))
     if not mask.any():
         raise ParameterError(f"ROI {spec!r} holds no voxel of the image")
     return mask
 
 
-def roi_records(volume: Volume, specs: list[str], axis_signs: tuple[int, int, int] = (1, 1, 1)) -> list[dict]:
+def roi_records(volume: Volume, specs: list[str]) -> list[dict]:
     """One record of statistics per ROI specification (patient coordinates, see the module notes).
 
     Examples
@@ -81,14 +87,20 @@ def roi_records(volume: Volume, specs: list[str], axis_signs: tuple[int, int, in
     >>> record["suv_max"], round(record["suv_peak"], 9)
     (3.0, 3.0)
     """
-    return [voi_record(spec, volume, roi_mask(volume.grid, spec, axis_signs), axis_signs) for spec in specs]
+    to_gantry = patient_to_gantry_affine(*volume_patient_frame(volume.metadata))
+    return [voi_record(spec, volume, roi_mask(volume.grid, spec, to_gantry)) for spec in specs]
 
 
-def voi_record(name: str, volume: Volume, mask: np.ndarray, axis_signs: tuple[int, int, int] = (1, 1, 1)) -> dict:
+def volume_roi_mask(volume: Volume, spec: str) -> np.ndarray:
+    """:func:`roi_mask` on the volume's grid, in the patient frame the volume records."""
+    return roi_mask(volume.grid, spec, patient_to_gantry_affine(*volume_patient_frame(volume.metadata)))
+
+
+def voi_record(name: str, volume: Volume, mask: np.ndarray) -> dict:
     """The record of one VOI (any mask on the volume's grid), named ``name``; positions in patient coordinates."""
-    signs = np.asarray(axis_signs, dtype=np.float64)
+    frame = volume_patient_frame(volume.metadata)
     stats = voi_statistics(volume, mask)
     return {"roi": name, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
             "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg, "n_voxels": stats.n_voxels,
-            "max_position_mm": tuple(float(v) for v in signs * stats.max_position_mm),
-            "peak_position_mm": tuple(float(v) for v in signs * stats.peak_position_mm)}
+            "max_position_mm": tuple(float(v) for v in gantry_to_patient(stats.max_position_mm, *frame)),
+            "peak_position_mm": tuple(float(v) for v in gantry_to_patient(stats.peak_position_mm, *frame))}

@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from petrecon.backend import array_module
 from petrecon.errors import ParameterError
+from petrecon.geometry.patient import check_patient_position
 from petrecon.io.multibed import WholeBodyStudy, whole_body_grid
 from petrecon.isotopes import decay_correction_factor
 from petrecon.operators import LinearOperator
@@ -187,6 +188,8 @@ def reconstruct_beds_jointly(study: WholeBodyStudy, protocol: ReconstructionProt
     metadata = {"units": "Bq/ml", "protocol": protocol.to_dict(), "corrected_image": corrected,
                 "decay_correction": "START" if protocol.corrections.decay else "NONE",
                 "calibration_bq_per_ml_per_unit": calibration_factor(study.beds[0], protocol),
+                "patient_position": check_patient_position(study.beds[0].attributes.get("patient_position")),
+                "bed_position_mm": 0.0,
                 "frame_start_s": float(study.frame_starts_s()[0]), "bed_offsets_mm": offsets.tolist(),
                 "bed_frame_starts_s": study.frame_starts_s().tolist(), "bed_durations_s": study.durations_s().tolist(),
                 "stitching": "joint: one OSEM over every bed's data, y_b = m_b A P_b x + a_b"}

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout
+from petrecon.geometry.patient import check_patient_position, study_bed_position_mm
 from petrecon.io.container import Container
 from petrecon.isotopes import decay_correction_factor, get_isotope
 from petrecon.projectors.sinogram import SinogramProjector
@@ -70,7 +71,9 @@ class StudyReconstruction:
     ----------
     volume : Volume
         Activity concentration in Bq/ml at the scan start; ``metadata`` holds
-        units, the protocol, the corrections applied and the calibration.
+        units, the protocol, the corrections applied, the calibration, and
+        the patient frame (``patient_position`` and ``bed_position_mm``, from
+        the study's attributes: :mod:`petrecon.geometry.patient`).
     corrected : tuple of str
         DICOM CorrectedImage codes of the corrections applied.
     scatter : numpy.ndarray or None
@@ -241,7 +244,10 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
         corrected.append("DECY")
     metadata = {"units": "Bq/ml", "protocol": protocol.to_dict(), "corrected_image": corrected,
                 "decay_correction": "START" if protocol.corrections.decay else "NONE",
-                "calibration_bq_per_ml_per_unit": calibration}
+                "calibration_bq_per_ml_per_unit": calibration,
+                "patient_position": check_patient_position(container.attributes.get("patient_position"),
+                                                           source="study attribute patient_position"),
+                "bed_position_mm": study_bed_position_mm(container.attributes)}
     volume = Volume((image * np.float32(scale)).astype(np.float32), model.grid, metadata)
     return StudyReconstruction(volume, tuple(corrected), scatter)
 

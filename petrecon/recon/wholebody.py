@@ -13,7 +13,10 @@ and
    ``f_b <- f_b x 2^((t_b - t_0) / T_half)``;
 3. places every bed on a whole-body grid (the bed grid extended along z,
    :func:`~petrecon.io.multibed.whole_body_grid`; bed ``b``'s plane at
-   scanner ``z`` lies at whole-body ``z + bed_offset_mm[b]``, linear
+   scanner ``z`` lies at whole-body ``z + bed_offset_mm[b]``, i.e. the
+   whole-body frame is the gantry frame at bed position 0, since
+   ``bed_offset_mm = -start horizontal bed position``
+   (:mod:`petrecon.geometry.patient`), linear
    interpolation along z where the offsets are not whole planes apart) and
    averages them with sensitivity weights::
 
@@ -268,7 +271,7 @@ def reconstruct_whole_body(study: WholeBodyStudy, protocol: ReconstructionProtoc
     grid = whole_body_grid(images[0].grid, offsets)
     stitched = stitch(images, weights, offsets, grid)
     stitched = gaussian_post_filter(stitched, protocol.osem.post_filter_fwhm_mm, grid.voxel_size_mm)
-    metadata = {**beds[0].volume.metadata, "protocol": protocol.to_dict(),
+    metadata = {**beds[0].volume.metadata, "protocol": protocol.to_dict(), "bed_position_mm": 0.0,
                 "frame_start_s": float(study.frame_starts_s()[0]), "bed_offsets_mm": offsets.tolist(),
                 "bed_frame_starts_s": study.frame_starts_s().tolist(), "bed_durations_s": study.durations_s().tolist(),
                 "stitching": "sensitivity-weighted mean: w_b = T_b D_b A_b^T(normalisation x live fraction)"}

@@ -28,6 +28,7 @@ import numpy as np
 from petrecon import __version__
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout, default_layout
+from petrecon.geometry.patient import bed_attributes
 from petrecon.io.multibed import WholeBodyStudy, bed_file_name, whole_body_grid, write_whole_body
 from petrecon.isotopes import get_isotope
 from petrecon.simulate.acquisition import region_concentrations_bq_per_ml, simulate_study
@@ -135,7 +136,7 @@ def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent:
                                injected_activity_bq=injected_activity_bq, duration_s=duration_s,
                                frame_start_s=first_start_s + b * (duration_s + bed_move_s), grid=bed_grid,
                                seed=seed + b, progress=progress, **settings)
-        study.container.attributes.update(bed_offset_mm=float(offset), bed_index=b)
+        study.container.attributes.update(bed_attributes(-float(offset)), bed_index=b)
         beds.append(study.container)
 
     nuclide = get_isotope(isotope or phantom.isotope)

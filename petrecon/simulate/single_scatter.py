@@ -279,8 +279,10 @@ def _interpolate_to_bins(grid: np.ndarray, layout: SinogramLayout, axial_index: 
     out = np.empty(layout.shape, np.float64)
     views_per_chunk = max(1, CHUNK_LORS // (layout.n_sinograms * layout.n_radial_bins))
 
+    crystal0_rad = float(scanner.crystal_angles_rad()[0])
+
     def angle_index(points):
-        angle = np.mod(np.arctan2(points[..., 1], points[..., 0]) + np.pi / 2, 2 * np.pi)
+        angle = np.mod(np.arctan2(points[..., 1], points[..., 0]) - crystal0_rad, 2 * np.pi)
         return angle / (2 * np.pi) * scanner.n_crystals_per_ring / crystal_step
 
     def axial_position(points):
