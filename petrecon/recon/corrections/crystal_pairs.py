@@ -25,7 +25,9 @@ from petrecon.geometry import SinogramLayout
 
 
 class CrystalPairModel:
-    """Crystal-pair bookkeeping of one non-TOF sinogram layout.
+    """Crystal-pair bookkeeping of one non-TOF sinogram layout (all its views, or the ``views`` selected).
+
+    Sinograms of the model have :attr:`shape` ``(n_sinograms, n_views selected, n_radial_bins)``.
 
     Examples
     --------
@@ -37,7 +39,7 @@ class CrystalPairModel:
     (True, 2.0)
     """
 
-    def __init__(self, layout: SinogramLayout) -> None:
+    def __init__(self, layout: SinogramLayout, views: np.ndarray | None = None) -> None:
         if layout.use_tof:
             raise GeometryError("crystal-pair models are defined for non-TOF layouts; sum the TOF bins first")
         self.layout = layout
@@ -47,16 +49,17 @@ class CrystalPairModel:
         self._pair_start = np.concatenate(([0], np.cumsum([len(pairs) for pairs in groups]))).astype(np.int64)
         all_pairs = np.concatenate(groups, axis=0).astype(np.int64)
         self._ring1, self._ring2 = all_pairs[:, 0].copy(), all_pairs[:, 1].copy()
-        c1, c2 = layout.view_crystals()
+        c1, c2 = layout.view_crystals(views)
         self._crystal1, self._crystal2 = c1.astype(np.int64), c2.astype(np.int64)
+        self.shape = (layout.n_sinograms, c1.shape[0], layout.n_radial_bins)
 
     def expand(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        """Sinogram ``y_b = sum over pairs (k, l) of b of first[k] * second[l]`` (float32, the layout's shape).
+        """Sinogram ``y_b = sum over pairs (k, l) of b of first[k] * second[l]`` (float32, :attr:`shape`).
 
         ``k`` is the crystal at the ``xstart`` end (ring1), ``l`` at ``xend`` (ring2).
         """
         first, second = (self._crystal_array(v) for v in (first, second))
-        out = np.empty(self.layout.shape, np.float32)
+        out = np.empty(self.shape, np.float32)
         _expand(first, second, self._pair_start, self._ring1, self._ring2, self._crystal1, self._crystal2, out)
         return out
 
@@ -68,8 +71,8 @@ class CrystalPairModel:
         plain fan sum of the sinogram.
         """
         sinogram = np.ascontiguousarray(sinogram, dtype=np.float32)
-        if sinogram.shape != self.layout.shape:
-            raise GeometryError(f"sinogram has shape {sinogram.shape}, the layout needs {self.layout.shape}")
+        if sinogram.shape != self.shape:
+            raise GeometryError(f"sinogram has shape {sinogram.shape}, the model needs {self.shape}")
         partner = self._crystal_array(partner)
         private = np.zeros((numba.get_num_threads(),) + self.crystal_shape, np.float64)
         _fan_sums(sinogram, partner, self._pair_start, self._ring1, self._ring2, self._crystal1, self._crystal2,
