@@ -228,32 +228,33 @@ def test_open_study_refuses_what_it_cannot_read(inputs, tmp_path):
     assert halves[0].attributes["duration_s"] == 0.5 and halves[0].attributes["input_format"] == "listmode"
 
 
-# The header of a Siemens component-based normalisation (keys as STIR's InterfileHeaderSiemens reads them; the
-# mMR's 8 components), with a payload of the right length in float32.
-COMPONENT_NORM_HEADER = "\n".join([
-    "!INTERFILE:=", "%comment:=SMS-MI normalization", "!name of data file:=scan.n",
-    "%number of normalization components:=8",
-    *(f"%normalization component[{i}]:={name}" for i, name in enumerate(
-        ("geometric effects", "crystal interference", "crystal efficiencies", "axial effects",
-         "paralyzing ring DT parameters", "non-paralyzing ring DT parameters", "TX crystal DT parameter",
-         "additional axial effects"), start=1)), ""])
+def test_siemens_component_norm_given_or_found_in_an_export_calibrates_the_image_itself(inputs, tmp_path, capsys):
+    """The simulator's normalisation written as the scanner's component file: an export of list-mode and that
+    file reconstructs, with no --calibration, the image of the sinograms with the simulator's own normalisation
+    and calibration; a broken component file is a one-line error naming the file and the key."""
+    from petrecon.simulate.siemens_export import write_simulated_component_norm
 
-
-def test_component_based_norm_is_refused_when_given_and_left_out_of_an_export(inputs, tmp_path, capsys):
     _wrap = _sibling("test_io_siemens")._wrap
     folder = inputs["folder"]
-    (tmp_path / "scan.n").write_bytes(np.zeros(1000, np.float32).tobytes())
-    (tmp_path / "scan.n.hdr").write_text(COMPONENT_NORM_HEADER)
-    code = main(["recon", str(folder / "scan.l"), "--scanner", "test", "--norm", str(tmp_path / "scan.n.hdr"),
-                 "--out", str(tmp_path / "r.h5"), "--quiet"])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "scan.n.hdr" in err and "number of normalization components" in err and "--no normalisation" in err
-    export = tmp_path / "export"  # list-mode and a component norm, as a scanner exports them
+    reference = _recon(inputs, folder / "scan.s.hdr", "--norm", str(folder / "norm.s.hdr"), tmp_path=tmp_path)
+    header = write_simulated_component_norm(inputs["study"].container, tmp_path / "scan.n.hdr")
+    export = tmp_path / "export"  # list-mode and the component norm, as DICOM wrappers with .bf payloads
     export.mkdir()
     _wrap(export / "lm.dcm", "!INTERFILE:=\nname of data file:=scan.l\n", inputs["study"].listmode_words.tobytes())
-    _wrap(export / "norm.dcm", COMPONENT_NORM_HEADER, np.zeros(1000, np.float32).tobytes())
-    result = _recon(inputs, export, "--scanner", "test", tmp_path=tmp_path)
-    assert result.provenance["corrected_image"] == ["ATTN", "RAN", "DECY"]
-    assert "normalisation" in result.provenance["corrections_not_applied"]
-    assert "component-based normalisation" in capsys.readouterr().err
+    _wrap(export / "norm.dcm", header.read_text(), (tmp_path / "scan.n").read_bytes())
+    for source, extra in ((export, []), (folder / "scan.l", ["--norm", str(header)])):
+        code = main(["recon", str(source), "--scanner", "test", "--protocol", str(folder / "protocol.toml"),
+                     "--isotope", "F18", "--mumap", str(folder / "study.h5"), "--no", "scatter", "--quiet",
+                     "--out", str(tmp_path / "export.h5"), "--overwrite", *extra])
+        assert code == 0
+        result = read_container(tmp_path / "export.h5")
+        assert result.provenance["corrected_image"] == ["NORM", "ATTN", "RAN", "DECY"]
+        assert any(item["path"].endswith(("norm.dcm", "scan.n.hdr")) for item in result.provenance["inputs"])
+        # same counts, same efficiencies (float32 sums in another order) and the same calibration factor
+        np.testing.assert_allclose(_image(result), _image(reference), rtol=0, atol=1e-4 * _image(reference).max())
+    text = header.read_text()
+    header.write_text(text.replace("%matrix size [3] := {112,8}", "%matrix size [3] := {112,9}"))
+    assert main(["recon", str(folder / "scan.l"), "--scanner", "test", "--norm", str(header),
+                 "--out", str(tmp_path / "r.h5"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "scan.n.hdr" in err and "matrix size[3]" in err

@@ -253,7 +253,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     recon.add_argument("--protocol", default="clinical", help="protocol TOML file or shipped name (default clinical)")
     recon.add_argument("--scanner", default=None, help="registry scanner for inputs that do not name it (list-mode)")
     recon.add_argument("--norm", metavar="FILE", help="normalisation: a petrecon norm file (components), an "
-                                                      "Interfile header, Siemens wrapper or container sinogram "
+                                                      "Interfile header, Siemens wrapper or container sinogram, "
+                                                      "or the scanner's component file (.n.hdr or its .dcm; "
+                                                      "expanded, and its quantification factor calibrates) "
                                                       "(replaces the input's)")
     mu = recon.add_mutually_exclusive_group()
     mu.add_argument("--mumap-ct", metavar="DICOMDIR", help="attenuation from this CT series (replaces the study's)")

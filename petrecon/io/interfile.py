@@ -411,9 +411,8 @@ def read_interfile_sinograms(header_path: str | os.PathLike, *, scanner: str | N
     if is_component_normalisation(header):
         raise FormatError(header.path, "number of normalization components",
                           f"{header.integer('number of normalization components')} components: a Siemens "
-                          "component-based normalisation (.n), which petrecon does not expand into bin "
-                          "efficiencies; give a normalisation sinogram or a `petrecon norm` file, or switch "
-                          "normalisation off (--no normalisation)")
+                          "component-based normalisation (.n), not a sinogram; give it with --norm (expanded "
+                          "by petrecon.io.siemens_norm), or switch normalisation off (--no normalisation)")
     compression = header.text("compression", "off").strip().lower()
     if compression not in ("off", "none", "no", ""):
         raise FormatError(header.path, "compression", f"is {compression!r}; petrecon reads uncompressed sinograms only")

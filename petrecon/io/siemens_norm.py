@@ -184,7 +184,7 @@ def read_component_normalisation(path: str | os.PathLike, scanner: str | None = 
         if needed and required not in names:
             raise FormatError(path, "normalization component", f"{_HEADER_NAMES[required]!r} is missing "
                                                                 f"(the file lists {len(names)}: {', '.join(names)})")
-    found = _scanner_for(path, sizes, scanner)
+    found = _scanner_for(path, sizes, scanner, f"matrix size[{names.index('crystal_efficiencies') + 1}]")
     span = header.integer("axial compression")
     max_rd = header.integer("maximum ring difference")
     try:
@@ -304,7 +304,7 @@ def _matrix_size(header: InterfileHeader, index: int) -> list[int]:
     return size
 
 
-def _scanner_for(path: Path, sizes: dict[str, tuple[int, ...]], scanner: str | None) -> ScannerGeometry:
+def _scanner_for(path: Path, sizes: dict[str, tuple[int, ...]], scanner: str | None, key: str) -> ScannerGeometry:
     """The registry scanner with the file's rings, crystals, radial bins and crystals per block."""
     rings, crystals = sizes["crystal_efficiencies"]
     n_bins, block = sizes["crystal_interference"]
@@ -316,14 +316,14 @@ def _scanner_for(path: Path, sizes: dict[str, tuple[int, ...]], scanner: str | N
         if wanted.tof is not None:
             wanted = get_scanner(wanted.name.removesuffix("-tof"))
         if wanted not in fits:
-            raise FormatError(path, "crystal efficiencies", f"{rings} rings x {crystals} crystals (blocks of {block}) "
+            raise FormatError(path, key, f"crystal efficiencies: {rings} rings x {crystals} crystals (blocks of {block}) "
                                                             f"is not the {wanted.name} ({wanted.n_rings} x "
                                                             f"{wanted.n_crystals_per_ring}, blocks of "
                                                             f"{wanted.crystals_per_block}): wrong scanner")
         return wanted
     by_bins = [candidate for candidate in fits if default_layout(candidate.name, tof=False).n_radial_bins == n_bins]
     if len(by_bins) != 1:
-        raise FormatError(path, "crystal efficiencies", f"{rings} rings x {crystals} crystals, {n_bins} bins match "
+        raise FormatError(path, key, f"crystal efficiencies: {rings} rings x {crystals} crystals, {n_bins} bins match "
                                                         f"{len(by_bins)} registry scanners; name the scanner")
     return by_bins[0]
 

@@ -164,8 +164,7 @@ def open_study(path: str | os.PathLike, *, scanner: str | SinogramLayout | None 
     if str(path) not in inputs:
         inputs.append(str(path))
     if normalisation is not None:
-        study.sinograms["normalisation"] = _normalisation_sinogram(Path(normalisation), study.layout, scanner)
-        study.provenance["inputs_read"].append(str(normalisation))
+        attach_normalisation(study, Path(normalisation), scanner)
     return study
 
 
@@ -266,7 +265,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         if len(found) != 1 or found[0].kind != "listmode":
             raise FormatError(path, "kind", "is not one list-mode object")
         header, words_path = found[0].header, found[0].payload_path
-        norms = _usable_norms(open_export(path).norm) if kind == "siemens-export" and normalisation is None else []
+        norms = open_export(path).norm if kind == "siemens-export" and normalisation is None else []
         normalisation = norms[0].dicom_path if len(norms) == 1 else normalisation
     if kind not in ("listmode", "petsird") and words_path == path:
         raise FormatError(path, "format", f"is a {kind} input of sinograms, not list-mode")
@@ -284,8 +283,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
                                                 "input_format": kind, "listmode_file": str(words_path)},
                      provenance={"inputs_read": [str(path)] + ([str(words_path)] if words_path != path else [])})
     if normalisation is not None:
-        base.sinograms["normalisation"] = _normalisation_sinogram(Path(normalisation), layout, scanner)
-        base.provenance["inputs_read"].append(str(normalisation))
+        attach_normalisation(base, Path(normalisation), scanner)
     return source, base
 
 
@@ -303,6 +301,9 @@ def _listmode_study(path: Path, scanner, frame, progress: bool) -> Container:
                              "n_prompts": histogram.n_prompts, "n_delays": histogram.n_delays,
                              "n_dropped": histogram.n_dropped, "n_unmapped": histogram.n_unmapped,
                              "bucket_singles_per_s": {str(k): v for k, v in histogram.singles_per_s.items()}})
+    if "component_normalisation" in study.attributes:
+        attach_normalisation(study, Path(study.attributes["component_normalisation"]), scanner,
+                             bucket_singles_per_s=histogram.singles_per_s)
     return study
 
 
@@ -387,23 +388,62 @@ def _export_study(path: Path, scanner) -> Container:
         raise FormatError(path, "objects", f"the export holds {len(export.listmode)} list-mode and "
                                            f"{len(export.sinogram)} sinogram objects; name one .dcm")
     study = _wrapper_study(export.sinogram[0].dicom_path, scanner)
-    norms = _usable_norms(export.norm)
-    if len(norms) == 1:
-        norm = norms[0].read_sinograms(_scanner_name(scanner) or study.layout.scanner.name).data
-        study.sinograms["normalisation"] = _single(norms[0].dicom_path, norm)
+    if len(export.norm) == 1:
+        attach_normalisation(study, export.norm[0].dicom_path, scanner)
+    elif export.norm:
+        LOG.warning("%s: %d normalisation objects; none used (name one with --norm)", path, len(export.norm))
     return study
 
 
-def _usable_norms(norms: list) -> list:
-    """The normalisation objects of an export petrecon can apply: a component-based one (a scanner's ``.n``)
-    is left out with a warning (the study then has no normalisation: switched off and recorded, or give one)."""
-    from petrecon.io.interfile import is_component_normalisation
+def attach_normalisation(study: Container, path: Path, scanner=None, *,
+                         bucket_singles_per_s: dict | None = None) -> None:
+    """Give ``study`` the normalisation of ``path`` (a sinogram, a ``petrecon norm`` file or a Siemens component file).
 
-    for norm in norms:
-        if is_component_normalisation(norm.header):
-            LOG.warning("%s: a Siemens component-based normalisation, which petrecon does not expand; not used "
-                        "(give a normalisation sinogram or a `petrecon norm` file with --norm)", norm.dicom_path)
-    return [norm for norm in norms if not is_component_normalisation(norm.header)]
+    A Siemens component-based normalisation (``.n.hdr`` or its DICOM
+    wrapper, :mod:`petrecon.io.siemens_norm`) is expanded into the study
+    layout's bin efficiencies
+    (:func:`~petrecon.recon.corrections.component_norm.bin_efficiencies`,
+    with the dead-time parameters when ``bucket_singles_per_s`` is given), its
+    path kept in the attribute ``component_normalisation``; its scanner
+    quantification factor becomes the study's
+    ``calibration_bq_per_ml_per_unit`` unless the study has one
+    (``calibration_source`` says where it came from). The file is listed in
+    ``provenance["inputs_read"]``.
+    """
+    if _is_siemens_component_file(path):
+        from petrecon.io.siemens_norm import read_component_normalisation
+        from petrecon.recon.corrections.component_norm import bin_efficiencies
+
+        norm = read_component_normalisation(path, norm_scanner(scanner, study.layout))
+        study.sinograms["normalisation"] = bin_efficiencies(norm, study.layout,
+                                                            bucket_singles_per_s=bucket_singles_per_s)
+        study.attributes["component_normalisation"] = str(path)
+        if norm.quantification_factor is not None and "calibration_bq_per_ml_per_unit" not in study.attributes:
+            study.attributes["calibration_bq_per_ml_per_unit"] = norm.quantification_factor
+            study.attributes["calibration_source"] = f"{path}: scanner quantification factor (Bq*s/ECAT counts)"
+    else:
+        study.sinograms["normalisation"] = _normalisation_sinogram(path, study.layout, scanner)
+    inputs = study.provenance.setdefault("inputs_read", [])
+    if str(path) not in inputs:
+        inputs.append(str(path))
+
+
+def norm_scanner(scanner, layout: SinogramLayout | None) -> str | None:
+    """The registry scanner a normalisation must belong to: the caller's, else the study layout's (TOF variant
+    dropped: normalisation files describe the scanner, not its TOF binning)."""
+    name = _scanner_name(scanner) or (layout.scanner.name if layout is not None else None)
+    return None if name is None else name.removesuffix("-tof")
+
+
+def _is_siemens_component_file(path: Path) -> bool:
+    """Whether ``path`` is a Siemens component-based normalisation (Interfile header or DICOM wrapper)."""
+    from petrecon.io.interfile import is_component_normalisation, read_header
+    from petrecon.io.siemens import read_wrapper
+
+    kind = detect_format(path)
+    if kind == "interfile":
+        return is_component_normalisation(read_header(path))
+    return kind == "siemens-dicom" and is_component_normalisation(read_wrapper(path).header)
 
 
 def _normalisation_sinogram(path: Path, layout: SinogramLayout, scanner) -> np.ndarray:
