@@ -206,3 +206,35 @@ def test_random_wrapper_headers_give_a_raw_object_or_a_format_error(tmp_path_fac
             item.read_sinograms()
     except PetreconError:
         pass
+
+
+@pytest.fixture(scope="module")
+def valid_component_norm(tmp_path_factory):
+    from petrecon.io.siemens_norm import expected_shapes, write_component_normalisation
+
+    folder = tmp_path_factory.mktemp("component")
+    shapes = expected_shapes(LAYOUT.scanner, LAYOUT.n_radial_bins, LAYOUT.span, LAYOUT.max_ring_difference)
+    header = write_component_normalisation(folder / "n.n.hdr", {name: np.ones(shape, np.float32)
+                                                                 for name, shape in shapes.items()},
+                                           LAYOUT.scanner, native_span=LAYOUT.span,
+                                           native_max_ring_difference=LAYOUT.max_ring_difference)
+    return header.read_text(), (folder / "n.n").read_bytes()
+
+
+@FAST
+@given(data=st.data())
+def test_mutated_component_norm_files_give_components_or_petrecon_errors(tmp_path_factory, valid_component_norm,
+                                                                         data):
+    from petrecon.io.siemens_norm import read_component_normalisation
+    from petrecon.recon.corrections.component_norm import bin_efficiencies
+
+    text, payload = valid_component_norm
+    folder = tmp_path_factory.mktemp("mutated_norm")
+    (folder / "n.n.hdr").write_text(data.draw(mutated_header(text)), encoding="latin-1", errors="replace")
+    cut = data.draw(st.sampled_from([len(payload), len(payload) - 4, len(payload) // 2, 0]))
+    (folder / "n.n").write_bytes(payload[:cut])
+    try:
+        norm = read_component_normalisation(folder / "n.n.hdr")
+        bin_efficiencies(norm, LAYOUT, views=[0])
+    except PetreconError:
+        pass

@@ -203,3 +203,22 @@ def test_truncated_data_and_wrong_scanner_are_named(small_file):
 def test_a_file_of_another_scanner_is_refused(mmr_file):
     with pytest.raises(FormatError, match="wrong scanner"):
         read_component_normalisation(mmr_file[0], scanner="mct")
+
+
+def test_norm_command_expands_a_component_file_for_inspection(small_file, tmp_path, capsys):
+    from petrecon.cli import main
+    from petrecon.io import read_container
+
+    norm = read_component_normalisation(small_file)
+    assert main(["norm", str(small_file), "--out", str(tmp_path / "n3.h5")]) == 0
+    stored = read_container(tmp_path / "n3.h5")
+    np.testing.assert_array_equal(stored.sinograms["normalisation"], bin_efficiencies(norm, default_layout("test")))
+    assert stored.provenance["inputs"][0]["path"] == str(small_file)
+    factors = np.random.default_rng(2).uniform(0.9, 1.1, default_layout("test", span=1).n_sinograms)
+    np.save(tmp_path / "axf1.npy", factors)
+    assert main(["norm", str(small_file), "--span", "1", "--span1-axial-factors", str(tmp_path / "axf1.npy"),
+                 "--out", str(tmp_path / "n1.h5")]) == 0
+    span1 = read_container(tmp_path / "n1.h5")
+    assert span1.layout.span == 1 and "gap bins" in capsys.readouterr().out
+    assert main(["norm", str(small_file), "--span", "1", "--out", str(tmp_path / "bad.h5")]) == 2
+    assert "span-1 axial factors" in capsys.readouterr().err

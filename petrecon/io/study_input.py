@@ -410,7 +410,7 @@ def attach_normalisation(study: Container, path: Path, scanner=None, *,
     (``calibration_source`` says where it came from). The file is listed in
     ``provenance["inputs_read"]``.
     """
-    if _is_siemens_component_file(path):
+    if is_siemens_component_file(path):
         from petrecon.io.siemens_norm import read_component_normalisation
         from petrecon.recon.corrections.component_norm import bin_efficiencies
 
@@ -435,7 +435,7 @@ def norm_scanner(scanner, layout: SinogramLayout | None) -> str | None:
     return None if name is None else name.removesuffix("-tof")
 
 
-def _is_siemens_component_file(path: Path) -> bool:
+def is_siemens_component_file(path: Path) -> bool:
     """Whether ``path`` is a Siemens component-based normalisation (Interfile header or DICOM wrapper)."""
     from petrecon.io.interfile import is_component_normalisation, read_header
     from petrecon.io.siemens import read_wrapper
