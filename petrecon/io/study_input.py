@@ -261,6 +261,8 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         header = read_header(path)
         if classify(header) == "listmode":
             words_path = resolve_data_file(header)
+    elif kind == "listmode" and Path(f"{path}.hdr").is_file():   # a raw .l with its Interfile header beside it
+        header = read_header(Path(f"{path}.hdr"))
     elif kind in ("siemens-dicom", "siemens-export"):
         found = open_export(path).listmode if kind == "siemens-export" else [read_wrapper(path)]
         if len(found) != 1 or found[0].kind != "listmode":

@@ -54,12 +54,14 @@ import numpy as np
 from petrecon import __version__
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout, default_layout
+from petrecon.geometry.patient import bed_attributes, check_patient_position
 from petrecon.io.container import Container
 from petrecon.isotopes import get_isotope
 from petrecon.simulate import detection
 from petrecon.simulate.listmode import EventSource, listmode_words
 from petrecon.simulate.performance import get_performance
 from petrecon.simulate.phantom import Phantom, load_phantom, phantom_from_dict
+from petrecon.simulate.placement import place_phantom
 from petrecon.simulate.projection import project_phantom
 from petrecon.simulate.resolution import blur_sinogram, detector_fwhm_mm, positron_range_fwhm_mm, system_fwhm_mm
 from petrecon.simulate.scatter import SimulatedScatter, scatter_sinogram
@@ -172,6 +174,8 @@ def simulate_study(
     supersampling: int = 3,
     listmode: bool = False,
     progress: bool = True,
+    patient_position: str | None = "HFS",
+    bed_position_mm: float = 0.0,
 ) -> SimulatedStudy:
     """Simulate one frame of ``phantom`` on ``scanner`` (model in the module docstring).
 
@@ -202,6 +206,11 @@ def simulate_study(
         Also return the PETLINK list-mode words (needs ``noise``).
     progress : bool
         Progress bars.
+    patient_position, bed_position_mm : str or None, float
+        Where the phantom (defined in patient coordinates, LPS) lies in the
+        gantry (:func:`petrecon.simulate.placement.place_phantom`); recorded
+        in the attributes as a real acquisition's header records them. None:
+        the phantom is already in gantry coordinates (whole-body beds).
 
     Examples
     --------
@@ -216,6 +225,8 @@ def simulate_study(
         raise ParameterError("parameters apply when loading a phantom; pass its name or path")
     if listmode and not noise:
         raise ParameterError("list-mode needs noisy counts (noise=True)")
+    if patient_position is not None:
+        phantom = place_phantom(phantom, patient_position, bed_position_mm)
     if isinstance(scanner, SinogramLayout):
         if span is not None or scanner.use_tof:
             raise ParameterError("with a layout, pass no span; TOF layouts are not simulated")
@@ -304,6 +315,8 @@ def simulate_study(
         "units": {"prompts": "counts", "randoms": "counts (expected)", "scatter": "counts (expected)",
                   "trues_expected": "counts (expected)", "activity_bq_per_ml": "Bq/ml at frame start"},
     }
+    if patient_position is not None:
+        attributes.update(patient_position=check_patient_position(patient_position), **bed_attributes(bed_position_mm))
     container = Container(
         sinograms={"prompts": prompts, "delays": delays, "normalisation": normalisation,
                    "attenuation_factors": attenuation_factors.astype(np.float32), "randoms": randoms_expected,
