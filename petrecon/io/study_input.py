@@ -45,7 +45,7 @@ import numpy as np
 from petrecon.errors import FormatError, ParameterError
 from petrecon.geometry import SCANNERS, SinogramLayout, default_layout
 from petrecon.geometry.patient import bed_attributes
-from petrecon.io.interfile import bed_position_mm
+from petrecon.io.interfile import bed_position_mm, patient_position
 from petrecon.io.container import Container, read_container
 
 LOG = logging.getLogger(__name__)
@@ -496,6 +496,8 @@ def header_attributes(header) -> dict:
             attributes[name] = header.text(key).strip()
     if bed_position_mm(header) is not None:
         attributes.update(bed_attributes(bed_position_mm(header)))
+    if patient_position(header) is not None:
+        attributes["patient_position"] = patient_position(header)
     return attributes
 
 

@@ -367,7 +367,11 @@ def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, *
 
     With ``listmode=True`` the PETLINK words go to a raw little-endian uint32
     file next to it (``study.h5`` -> ``study.l``), whose name is recorded in
-    the container attribute ``listmode_file``. Existing outputs are refused
+    the container attribute ``listmode_file``, with a Siemens-style Interfile
+    header beside it (``study.l.hdr``: scanner, word format, duration,
+    isotope, patient orientation and ``%start horizontal bed position
+    (mm)``), as the scanner writes one, so ``petrecon recon study.l`` reads
+    the acquisition's frame from it. Existing outputs are refused
     before any work unless ``overwrite``; writes are atomic.
 
     Returns
@@ -378,10 +382,10 @@ def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, *
     from pathlib import Path
 
     from petrecon.io.container import write_container
-    from petrecon.simulate.listmode import write_listmode
+    from petrecon.simulate.listmode import write_listmode, write_listmode_header
 
     path = Path(path)
-    outputs = [path] + ([path.with_suffix(".l")] if settings.get("listmode") else [])
+    outputs = [path] + ([path.with_suffix(".l"), path.with_suffix(".l.hdr")] if settings.get("listmode") else [])
     for output in outputs:
         if output.exists() and not overwrite:
             raise ParameterError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
@@ -390,6 +394,7 @@ def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, *
     study = simulate_study(phantom, **settings)
     if study.listmode_words is not None:
         write_listmode(outputs[1], study.listmode_words, overwrite=overwrite)
+        write_listmode_header(outputs[2], outputs[1].name, study.container.attributes, overwrite=overwrite)
         study.container.attributes["listmode_file"] = outputs[1].name
         study.container.attributes["listmode_words"] = int(study.listmode_words.size)
     write_container(path, study.container, overwrite=overwrite)
