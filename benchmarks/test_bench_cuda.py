@@ -18,14 +18,15 @@ import numpy as np
 import pytest
 
 from petrecon.backend import gpu_available
+from petrecon.bench import WATER_MU_PER_MM
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")]
 
 ROUNDS = 5
-HISTOGRAM_WORDS = 200_000_000
+HISTOGRAM_EVENTS = 200_000_000
 EVENTS_PER_MS = 999
-"""Synthetic stream: one time tag then 999 events per ms (~1e6 events/s, a busy mMR scan)."""
-WATER_MU_PER_MM = 0.0096  # 0.096 cm^-1 at 511 keV (reference/quantification.md)
+"""Synthetic stream (:func:`petrecon.bench.synthetic_stream`): one time tag then 999 events per ms (~1e6 events/s,
+a busy mMR scan)."""
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +103,13 @@ def test_adjoint_full_mmr_span11_cuda(benchmark, cp, gpu, mmr):
 
 
 def test_forward_plus_adjoint_full_mmr_span11_cuda(benchmark, cp, gpu, mmr):
-    from petrecon.cuda.roofline import adjoint_work, forward_work, sequence
+    from petrecon.cuda.roofline import forward_adjoint_work
 
     projector = mmr["projector"]
     run = _synchronised(cp, lambda image: projector.adjoint(projector.forward(image)), mmr["image"])
     run()
     benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
-    work = sequence("forward + adjoint", [forward_work(mmr["count"]), adjoint_work(mmr["count"])])
-    _record(benchmark, work, gpu, goal_s=0.1)
+    _record(benchmark, forward_adjoint_work(mmr["count"]), gpu, goal_s=0.1)
 
 
 def test_aw_osem_4x8_mmr_span11_cuda(benchmark, cp, gpu, mmr):
@@ -134,25 +134,14 @@ def test_aw_osem_4x8_mmr_span11_cuda(benchmark, cp, gpu, mmr):
             prompts_millions=round(float(prompts.sum()) / 1e6, 1))
 
 
-def synthetic_mmr_stream(cp, layout, n_words: int, seed: int = 0):
-    """PETLINK words on the GPU: per ms a time tag and EVENTS_PER_MS events, 90 % prompts, uniform addresses."""
-    from petrecon.cuda.histogram import span1_size
-    from petrecon.io.petlink import PROMPT_FLAG, TAG_KIND_SHIFT, TIME_TAG_KIND
-
-    n_ms = n_words // (EVENTS_PER_MS + 1)
-    rng = cp.random.RandomState(seed)
-    words = rng.randint(0, span1_size(layout), size=(n_ms, EVENTS_PER_MS + 1), dtype=cp.int64).astype(cp.uint32)
-    words |= (rng.random_sample(words.shape, dtype=cp.float32) < 0.9).astype(cp.uint32) * cp.uint32(PROMPT_FLAG)
-    words[:, 0] = cp.uint32(TIME_TAG_KIND << TAG_KIND_SHIFT) | cp.arange(n_ms, dtype=cp.uint32)
-    return words.ravel(), n_ms * EVENTS_PER_MS
-
-
 def test_histogram_mmr_span11_events_per_second_cuda(benchmark, cp, gpu, mmr):
+    from petrecon.bench import synthetic_stream
     from petrecon.cuda.histogram import histogram_words_cuda
     from petrecon.cuda.roofline import histogram_work
 
     layout = mmr["layout"]
-    words, n_events = synthetic_mmr_stream(cp, layout, HISTOGRAM_WORDS)
+    words = synthetic_stream(layout, HISTOGRAM_EVENTS, EVENTS_PER_MS, xp=cp)
+    n_events = words.size - words.size // (EVENTS_PER_MS + 1)  # one time tag per ms
     run = _synchronised(cp, histogram_words_cuda, words, layout)
     prompts, delays, n_dropped = run()
     assert int(prompts.sum(dtype=cp.int64)) + int(delays.sum(dtype=cp.int64)) == n_events and n_dropped == 0

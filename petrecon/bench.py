@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,9 +39,14 @@ from petrecon.backend import resolve_backend
 from petrecon.geometry import SinogramLayout, default_layout
 from petrecon.volume import ImageGrid, Volume
 
+if TYPE_CHECKING:
+    from petrecon.cuda.roofline import JosephCount, Work
+
 LOG = logging.getLogger(__name__)
 QUICK_RINGS = 6
 """Rings of the reduced geometry of ``--quick`` (span 3, 6-fold view mashing, 96 radial bins)."""
+WATER_MU_PER_MM = 0.0096
+"""Water at 511 keV, 0.096 cm^-1 (reference/quantification.md): the attenuation of the OSEM figure's cylinder."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class BenchFigure:
     bound: str
     rate: str
     backend: str
+    per_second: float
+    """The rate as a number: LORs, events or voxels per second (OSEM: iterations per second)."""
 
     @property
     def ratio(self) -> float:
@@ -141,11 +149,15 @@ def measure_host(copy_bytes: int = 256 * 2**20, matrix_size: int = 1024, repeats
                     2.0 * matrix_size**3 / matmul_s)
 
 
-def reduced_geometry(scanner: str) -> tuple[SinogramLayout, ImageGrid]:
-    """An axially short copy of ``scanner`` (:data:`QUICK_RINGS` rings) and a 96 x 96 image at 3 times its pixel size."""
-    base = default_layout(scanner, tof=False)
+def reduced_geometry(scanner: str, tof: bool = False) -> tuple[SinogramLayout, ImageGrid]:
+    """An axially short copy of ``scanner`` (:data:`QUICK_RINGS` rings) and a 96 x 96 image at 3 times its pixel size.
+
+    ``tof`` keeps the scanner's TOF axis (a TOF scanner of the registry, e.g. ``"mct-tof"``).
+    """
+    base = default_layout(scanner, tof=tof)
     short = dataclasses.replace(base.scanner, n_rings=QUICK_RINGS, virtual_ring_positions=())
-    layout = SinogramLayout(short, 3, QUICK_RINGS - 1, min(96, base.n_radial_bins), 6 * base.view_mashing)
+    layout = SinogramLayout(short, 3, QUICK_RINGS - 1, min(96, base.n_radial_bins), 6 * base.view_mashing,
+                            use_tof=tof)
     voxel = base.scanner.default_voxel_size_mm
     grid = ImageGrid.centred((96, 96, 2 * QUICK_RINGS - 1), (3 * voxel[0], 3 * voxel[1], short.ring_spacing_mm / 2))
     return layout, grid
@@ -166,7 +178,7 @@ def run_bench(scanner: str = "mmr", backend: str = "auto", *, quick: bool = Fals
     repeats : int, optional
         Timed runs per figure after a warm-up run (default 1).
     """
-    from petrecon.cuda.roofline import count_joseph_samples
+    from petrecon.cuda.roofline import count_joseph_samples, forward_adjoint_work
 
     backend = resolve_backend(backend)
     repeats = repeats or 1
@@ -175,17 +187,19 @@ def run_bench(scanner: str = "mmr", backend: str = "auto", *, quick: bool = Fals
     else:
         layout = default_layout(scanner, tof=False)
         grid = ImageGrid.centred(layout.scanner.default_image_shape, layout.scanner.default_voxel_size_mm)
-    hardware = _measure_hardware(backend)
+    hardware = measure_hardware(backend)
     LOG.info("bench: %s, %s backend, %s", layout.shape, backend, hardware.name)
     count = count_joseph_samples(layout, grid, view_stride=1 if quick else 4)
-    figures = [_projection_figure(layout, grid, count, backend, hardware, repeats),
-               _osem_figure(layout, grid, count, backend, hardware, repeats, quick),
-               _histogram_figure(layout, backend, hardware, repeats, n_events=1_000_000 if quick else 50_000_000),
+    figures = [projection_figure(layout, grid, forward_adjoint_work(count), backend, hardware, repeats),
+               osem_figure(layout, grid, count, backend, hardware, repeats, n_iterations=4 if quick else 1),
+               histogram_figure(layout, backend, hardware, repeats, n_events=1_000_000 if quick else 50_000_000),
                _nema_figure(grid if quick else None, scanner, hardware, repeats)]
     return BenchReport(scanner, backend, quick, hardware, figures)
 
 
-def _measure_hardware(backend: str) -> Hardware:
+def measure_hardware(backend: str) -> Hardware:
+    """Bandwidth and float32 FLOP/s of the device of ``backend``: :func:`measure_host` or
+    :func:`petrecon.cuda.roofline.measure_gpu`."""
     if backend == "cuda":
         from petrecon.cuda.roofline import measure_gpu
 
@@ -217,8 +231,14 @@ def _cylinder(grid: ImageGrid, xp) -> object:
     return xp.asarray(np.repeat(disc[:, :, None], grid.shape[2], axis=2))
 
 
-def _projection_figure(layout, grid, count, backend, hardware, repeats) -> BenchFigure:
-    from petrecon.cuda.roofline import adjoint_work, forward_work, sequence
+def projection_figure(layout: SinogramLayout, grid: ImageGrid, work: Work, backend: str, hardware: Hardware,
+                      repeats: int) -> BenchFigure:
+    """Forward + adjoint of the whole sinogram of ``layout`` (TOF or not), against the floor of ``work``.
+
+    ``work`` is the :class:`petrecon.cuda.roofline.Work` of the pair
+    (:func:`~petrecon.cuda.roofline.forward_adjoint_work`,
+    :func:`~petrecon.cuda.roofline.tof_projection_work`); its ``what`` names the figure.
+    """
     from petrecon.projectors.sinogram import SinogramProjector
 
     xp, synchronize = _array_module(backend)
@@ -227,31 +247,41 @@ def _projection_figure(layout, grid, count, backend, hardware, repeats) -> Bench
     warm = projector.subset_operator(np.arange(2))  # compile the kernels on two views, not the whole sinogram
     warm.adjoint(warm.forward(image))
     seconds = best_seconds(lambda: projector.adjoint(projector.forward(image)), repeats, synchronize, warm_up=False)
-    floor_s, bound = _floor(sequence("forward + adjoint", [forward_work(count), adjoint_work(count)]), hardware)
-    return BenchFigure("forward + adjoint projection", f"{count.n_lors / 1e6:.2f} M LORs, image {grid.shape}",
-                       seconds, floor_s, bound, f"{2 * count.n_lors / seconds / 1e6:.2f} M LORs/s", backend)
+    floor_s, bound = _floor(work, hardware)
+    n_lors = int(np.prod(layout.shape[-3:]))  # sinograms x views x bins, without the TOF axis
+    return BenchFigure(f"{work.what} projection", f"{n_lors / 1e6:.2f} M LORs, image {grid.shape}",
+                       seconds, floor_s, bound, f"{2 * n_lors / seconds / 1e6:.2f} M LORs/s", backend,
+                       2 * n_lors / seconds)
 
 
-def _osem_figure(layout, grid, count, backend, hardware, repeats, quick) -> BenchFigure:
+def osem_figure(layout: SinogramLayout, grid: ImageGrid, count: JosephCount, backend: str, hardware: Hardware,
+                repeats: int, n_iterations: int) -> BenchFigure:
+    """AW-OSEM ``n_iterations`` x 8 with the 5 mm post-filter: attenuation of a water cylinder x a random
+    normalisation (0.8-1.2) as the multiplicative term, a flat additive term (randoms + scatter), Poisson prompts.
+
+    ``count`` is the :class:`petrecon.cuda.roofline.JosephCount` of ``layout`` and ``grid``.
+    """
     from petrecon.cuda.roofline import osem_work
     from petrecon.projectors.sinogram import SinogramProjector
     from petrecon.recon.osem import OsemProtocol, osem
 
     xp, synchronize = _array_module(backend)
     projector = SinogramProjector(layout, grid, backend=backend)
-    n_iterations = 4 if quick else 1
     protocol = OsemProtocol(n_iterations, 8, 5.0)
-    expected = projector.forward(_cylinder(grid, xp))
-    prompts = xp.asarray(np.random.default_rng(0).poisson(np.asarray(_to_numpy(expected)) + 0.1).astype(np.float32))
-    multiplicative = xp.full(layout.shape, 0.5, dtype=xp.float32)
+    cylinder = _cylinder(grid, xp)
+    rng = np.random.default_rng(0)
+    normalisation = xp.asarray(rng.uniform(0.8, 1.2, layout.shape).astype(np.float32))
+    multiplicative = (xp.exp(-projector.forward(cylinder * WATER_MU_PER_MM)) * normalisation).astype(xp.float32)
     additive = xp.full(layout.shape, 0.1, dtype=xp.float32)
+    expected = _to_numpy(multiplicative * projector.forward(cylinder) + additive)
+    prompts = xp.asarray(rng.poisson(expected).astype(np.float32))
     seconds = best_seconds(lambda: osem(prompts, projector, multiplicative=multiplicative, additive=additive,
                                         protocol=protocol), repeats, synchronize,
-                           warm_up=False)  # the projection figure has compiled the kernels
+                           warm_up=False)  # the projections above have compiled the kernels
     floor_s, bound = _floor(osem_work(count, n_iterations), hardware)
     what = f"AW-OSEM {n_iterations} x 8 + 5 mm filter"
     return BenchFigure(what, f"{count.n_lors / 1e6:.2f} M LORs, image {grid.shape}", seconds, floor_s, bound,
-                       f"{seconds / n_iterations:.3g} s/iteration", backend)
+                       f"{seconds / n_iterations:.3g} s/iteration", backend, n_iterations / seconds)
 
 
 def _to_numpy(array) -> np.ndarray:
@@ -260,9 +290,9 @@ def _to_numpy(array) -> np.ndarray:
     return to_numpy(array)
 
 
-def synthetic_stream(layout: SinogramLayout, n_events: int, events_per_ms: int = 280, seed: int = 0) -> np.ndarray:
-    """PETLINK words: ``n_events`` (rounded down to whole ms) events at uniform span-1 addresses, 80 % prompts,
-    ``events_per_ms`` per time tag.
+def synthetic_stream(layout: SinogramLayout, n_events: int, events_per_ms: int = 280, seed: int = 0, xp=np):
+    """PETLINK words: per ms one time tag then ``events_per_ms`` events at uniform span-1 addresses, 80 % prompts;
+    ``n_events`` is rounded down to whole ms. Built on the device of ``xp`` (numpy or cupy).
 
     Examples
     --------
@@ -270,27 +300,29 @@ def synthetic_stream(layout: SinogramLayout, n_events: int, events_per_ms: int =
     >>> words.dtype, words.size  # 2800 events and 10 time tags
     (dtype('uint32'), 2810)
     """
-    from petrecon.io import petlink
+    from petrecon.io.petlink import PROMPT_FLAG, TAG_KIND_SHIFT, TIME_TAG_KIND
 
-    rng = np.random.default_rng(seed)
+    rng = xp.random.default_rng(seed)
     n_ms = max(1, n_events // events_per_ms)
-    n = n_ms * events_per_ms
     n_addresses = int(np.prod(layout.listmode_layout().shape))
-    words = petlink.encode_event_words(rng.integers(0, n_addresses, n), rng.random(n) < 0.8)
-    return petlink.interleave_time_tags(words, np.repeat(np.arange(n_ms), events_per_ms), n_ms)
+    words = rng.integers(0, n_addresses, size=(n_ms, events_per_ms + 1), dtype=xp.int64).astype(xp.uint32)
+    words |= (rng.random((n_ms, events_per_ms + 1), dtype=xp.float32) < 0.8).astype(xp.uint32) * PROMPT_FLAG
+    words[:, 0] = xp.arange(n_ms, dtype=xp.uint32) | np.uint32(TIME_TAG_KIND << TAG_KIND_SHIFT)
+    return words.ravel()
 
 
-def _histogram_figure(layout, backend, hardware, repeats, n_events) -> BenchFigure:
+def histogram_figure(layout: SinogramLayout, backend: str, hardware: Hardware, repeats: int,
+                     n_events: int) -> BenchFigure:
+    """PETLINK histogramming of a :func:`synthetic_stream` of ``n_events`` into ``layout``, built on the device."""
     from petrecon.cuda.roofline import histogram_work
 
-    words = synthetic_stream(layout, n_events)
-    n_events = int(np.count_nonzero(words >> 31 == 0))  # PETLINK event words have the top bit clear
     xp, synchronize = _array_module(backend)
+    words = synthetic_stream(layout, n_events, xp=xp)
+    n_events = int(xp.count_nonzero(words >> 31 == 0))  # PETLINK event words have the top bit clear
     if backend == "cuda":
         from petrecon.cuda.histogram import histogram_words_cuda
 
-        device_words = xp.asarray(words)
-        run = lambda: histogram_words_cuda(device_words, layout)  # noqa: E731
+        run = lambda: histogram_words_cuda(words, layout)  # noqa: E731
     else:
         from petrecon.io.listmode import histogram_listmode
 
@@ -298,7 +330,8 @@ def _histogram_figure(layout, backend, hardware, repeats, n_events) -> BenchFigu
     seconds = best_seconds(run, repeats, synchronize)
     floor_s, bound = _floor(histogram_work(words.size, n_events, int(np.prod(layout.shape))), hardware)
     return BenchFigure("list-mode histogramming", f"{n_events / 1e6:.1f} M events, span {layout.span}",
-                       seconds, floor_s, bound, f"{n_events / seconds / 1e6:.1f} M events/s", backend)
+                       seconds, floor_s, bound, f"{n_events / seconds / 1e6:.1f} M events/s", backend,
+                       n_events / seconds)
 
 
 def _nema_figure(grid: ImageGrid | None, scanner: str, hardware: Hardware, repeats: int) -> BenchFigure:
@@ -324,4 +357,4 @@ def _nema_figure(grid: ImageGrid | None, scanner: str, hardware: Hardware, repea
                            warm_up=False)  # nothing to compile
     floor_s = volume.data.nbytes / hardware.bandwidth_bytes_per_s
     return BenchFigure("NEMA NU 2 + EARL analysis", f"image {grid.shape}", seconds, floor_s, "memory",
-                       f"{volume.data.size / seconds / 1e6:.1f} M voxels/s", "cpu")
+                       f"{volume.data.size / seconds / 1e6:.1f} M voxels/s", "cpu", volume.data.size / seconds)

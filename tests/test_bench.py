@@ -61,7 +61,7 @@ def test_the_synthetic_stream_histograms_every_event():
 def test_the_table_names_time_floor_ratio_and_backend(capsys):
     from petrecon.bench import BenchFigure, BenchReport, Hardware
 
-    figure = BenchFigure("forward + adjoint projection", "1 M LORs", 2.0, 0.5, "compute", "1 M LORs/s", "cpu")
+    figure = BenchFigure("forward + adjoint projection", "1 M LORs", 2.0, 0.5, "compute", "1 M LORs/s", "cpu", 1e6)
     report = BenchReport("mmr", "cpu", True, Hardware("host", 1e10, 1e11), [figure])
     header, row = report.table_lines()[1:]
     assert all(word in header for word in ("time", "floor", "ratio", "backend"))

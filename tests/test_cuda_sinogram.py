@@ -82,6 +82,24 @@ def test_cuda_projector_matches_cpu_on_random_images_and_sinograms(name):
 
 @pytest.mark.gpu
 @needs_gpu
+@pytest.mark.parametrize("scanner", ["mmr", "mct-tof"])
+def test_cuda_projector_matches_cpu_at_the_full_scanner_size(scanner):
+    # The clinical sizes (mMR span 11: 837 sinograms x 344 bins, 344 x 344 x 127 voxels; mCT: 13 TOF bins):
+    # endpoint tables, index arithmetic and atomics at full size. Every 21st view keeps the CPU's share short.
+    layout = default_layout(scanner)
+    grid = grid_of(layout)
+    views = np.arange(0, layout.n_views, 21)
+    cpu = SinogramProjector(layout, grid, backend="cpu").subset_operator(views)
+    gpu = SinogramProjector(layout, grid, backend="cuda").subset_operator(views)
+    rng = np.random.default_rng(4)
+    image = rng.random(grid.shape, dtype=np.float32)
+    sinogram = rng.random(cpu.out_shape, dtype=np.float32)
+    assert relative_difference(gpu.forward(image), cpu.forward(image)) < RELATIVE_TOLERANCE
+    assert relative_difference(gpu.adjoint(sinogram), cpu.adjoint(sinogram)) < RELATIVE_TOLERANCE
+
+
+@pytest.mark.gpu
+@needs_gpu
 def test_cuda_subset_operators_match_cpu_and_keep_cupy_arrays():
     import cupy
 

@@ -43,3 +43,19 @@ def test_event_times_follow_the_decay_during_the_frame():
     # Expected ratio (1 - 2^-0.5) / (2^-0.5 - 2^-1) = 1.414; binomial sd of the split ~ 0.0045.
     assert first / second == pytest.approx(np.sqrt(2.0), rel=0.01)
     assert times.max() < 100.0 and times.min() >= 0.0
+
+
+def test_simulated_listmode_carries_a_siemens_header_with_the_patient_frame(tmp_path):
+    """The .l.hdr beside a simulated .l gives recon the patient and bed position, as a scanner's header does."""
+    from petrecon.io.study_input import open_listmode
+    from petrecon.simulate.acquisition import simulate_to_file
+    from petrecon.volume import ImageGrid
+
+    _, paths = simulate_to_file(tmp_path / "cyl.h5", "uniform-cylinder", scanner="test", duration_s=1.0,
+                                listmode=True, progress=False, patient_position="FFS", bed_position_mm=-250.0,
+                                grid=ImageGrid.centred((8, 8, 4), (30.0, 30.0, 8.0)))
+    assert [p.name for p in paths] == ["cyl.h5", "cyl.l", "cyl.l.hdr"]
+    assert "%start horizontal bed position (mm) := -250" in paths[2].read_text()
+    _, study = open_listmode(paths[1], scanner="test")
+    assert study.attributes["patient_position"] == "FFS"
+    assert (study.attributes["bed_position_mm"], study.attributes["bed_offset_mm"]) == (-250.0, 250.0)

@@ -11,7 +11,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from petrecon.errors import FormatError
 from petrecon.geometry import default_layout
 from petrecon.io import Container, petlink, read_container
-from petrecon.io.interfile import bed_offset_mm, read_header, read_interfile_sinograms, write_interfile_sinograms
+from petrecon.io.interfile import bed_position_mm, read_header, read_interfile_sinograms, write_interfile_sinograms
 from petrecon.io.listmode import histogram_listmode_to_container
 from petrecon.io.multibed import WholeBodyStudy, is_whole_body, read_whole_body, write_whole_body
 from petrecon.volume import ImageGrid, Volume
@@ -81,15 +81,15 @@ def test_a_bed_without_its_offset_is_refused_naming_the_bed_and_field(tmp_path):
 
 def test_interfile_sinogram_header_carries_the_table_position(tmp_path):
     path = write_interfile_sinograms(tmp_path / "bed2.s.hdr", {"prompts": np.ones(LAYOUT.shape, np.int16)}, LAYOUT,
-                                     bed_offset_mm=-412.5)
-    assert bed_offset_mm(read_interfile_sinograms(path).header) == -412.5
+                                     bed_position_mm=-412.5)
+    assert bed_position_mm(read_interfile_sinograms(path).header) == -412.5
     assert "%start horizontal bed position (mm) := -412.5" in path.read_text()
     plain = write_interfile_sinograms(tmp_path / "plain.s.hdr", {"prompts": np.ones(LAYOUT.shape, np.int16)}, LAYOUT)
-    assert bed_offset_mm(read_header(plain)) is None
+    assert bed_position_mm(read_header(plain)) is None
     bad = path.read_text().replace("-412.5", "far")
     (tmp_path / "bad.s.hdr").write_text(bad)
     with pytest.raises(FormatError, match="start horizontal bed position"):
-        bed_offset_mm(read_header(tmp_path / "bad.s.hdr"))
+        bed_position_mm(read_header(tmp_path / "bad.s.hdr"))
 
 
 def _listmode_words(seed=0):
@@ -104,13 +104,15 @@ LM_HEADER = ("!INTERFILE:=\nname of data file:=scan.l\n%LM event and tag words f
              "%start horizontal bed position (mm):=1234.5\n")
 
 
-def test_histogrammed_listmode_carries_the_bed_offset_of_its_header(tmp_path):
+def test_histogrammed_listmode_carries_the_bed_position_of_its_header(tmp_path):
+    """The key's value is the bed position; a whole-body bed's offset is its negative (petrecon.geometry.patient)."""
     # a raw .l with its .l.hdr next to it
     words = _listmode_words()
     (tmp_path / "scan.l").write_bytes(words.tobytes())
     (tmp_path / "scan.l.hdr").write_text(LM_HEADER)
     histogram_listmode_to_container(tmp_path / "scan.l", LAYOUT, tmp_path / "raw.h5", progress=False)
-    assert read_container(tmp_path / "raw.h5").attributes["bed_offset_mm"] == 1234.5
+    attributes = read_container(tmp_path / "raw.h5").attributes
+    assert (attributes["bed_position_mm"], attributes["bed_offset_mm"]) == (1234.5, -1234.5)
     # a Siemens DICOM wrapper (header in (0029,1010), payload in the sibling .bf)
     ds = pydicom.Dataset()
     ds.file_meta = FileMetaDataset()
@@ -122,7 +124,7 @@ def test_histogrammed_listmode_carries_the_bed_offset_of_its_header(tmp_path):
     ds.save_as(tmp_path / "lm.dcm", enforce_file_format=True)
     (tmp_path / "lm.bf").write_bytes(words.tobytes())
     histogram_listmode_to_container(tmp_path / "lm.dcm", LAYOUT, tmp_path / "wrapped.h5", progress=False)
-    assert read_container(tmp_path / "wrapped.h5").attributes["bed_offset_mm"] == -80.0
+    assert read_container(tmp_path / "wrapped.h5").attributes["bed_position_mm"] == -80.0
     # no header: no offset (a whole-body study then refuses the bed, test above)
     (tmp_path / "scan.l.hdr").unlink()
     histogram_listmode_to_container(tmp_path / "scan.l", LAYOUT, tmp_path / "bare.h5", progress=False)

@@ -296,6 +296,35 @@ class InterfileSinograms:
 
 
 BED_POSITION_KEY = "start horizontal bed position (mm)"
+PATIENT_ORIENTATION_KEY = "patient orientation"
+_STIR_ORIENTATIONS = {("head_in", "supine"): "HFS", ("head_in", "prone"): "HFP",
+                      ("feet_in", "supine"): "FFS", ("feet_in", "prone"): "FFP"}
+
+
+def patient_position(header: InterfileHeader) -> str | None:
+    """The patient position a header records, None when it does not.
+
+    Siemens headers write ``%patient orientation := HFS`` (HFS, HFP, FFS,
+    FFP); STIR's Interfile writes ``patient orientation := head_in|feet_in``
+    with ``patient rotation := supine|prone``. Other values are refused.
+
+    Examples
+    --------
+    >>> patient_position(parse_interfile("!INTERFILE:=\\n%patient orientation:=FFS\\n", "h.hdr"))
+    'FFS'
+    >>> patient_position(parse_interfile("!INTERFILE:=\\npatient orientation:=head_in\\n"
+    ...                                  "patient rotation:=prone\\n", "h.hdr"))
+    'HFP'
+    """
+    if not header.has(PATIENT_ORIENTATION_KEY):
+        return None
+    value = header.text(PATIENT_ORIENTATION_KEY).strip()
+    rotation = header.text("patient rotation", "supine").strip().lower() if header.has("patient rotation") else "supine"
+    position = _STIR_ORIENTATIONS.get((value.lower(), rotation), value.upper())
+    if position not in ("HFS", "HFP", "FFS", "FFP"):
+        raise FormatError(header.path, PATIENT_ORIENTATION_KEY, f"{value!r} is not HFS, HFP, FFS or FFP "
+                          "(or head_in/feet_in with a supine/prone patient rotation)")
+    return position
 
 
 def bed_position_mm(header: InterfileHeader) -> float | None:

@@ -45,7 +45,7 @@ import numpy as np
 from petrecon.errors import FormatError, ParameterError
 from petrecon.geometry import SCANNERS, SinogramLayout, default_layout
 from petrecon.geometry.patient import bed_attributes
-from petrecon.io.interfile import bed_position_mm
+from petrecon.io.interfile import bed_position_mm, patient_position
 from petrecon.io.container import Container, read_container
 
 LOG = logging.getLogger(__name__)
@@ -260,6 +260,8 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         header = read_header(path)
         if classify(header) == "listmode":
             words_path = resolve_data_file(header)
+    elif kind == "listmode" and Path(f"{path}.hdr").is_file():   # a raw .l with its Interfile header beside it
+        header = read_header(Path(f"{path}.hdr"))
     elif kind in ("siemens-dicom", "siemens-export"):
         found = open_export(path).listmode if kind == "siemens-export" else [read_wrapper(path)]
         if len(found) != 1 or found[0].kind != "listmode":
@@ -534,6 +536,8 @@ def header_attributes(header) -> dict:
             attributes[name] = header.text(key).strip()
     if bed_position_mm(header) is not None:
         attributes.update(bed_attributes(bed_position_mm(header)))
+    if patient_position(header) is not None:
+        attributes["patient_position"] = patient_position(header)
     return attributes
 
 

@@ -54,12 +54,14 @@ import numpy as np
 from petrecon import __version__
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout, default_layout
+from petrecon.geometry.patient import bed_attributes, check_patient_position
 from petrecon.io.container import Container
 from petrecon.isotopes import get_isotope
 from petrecon.simulate import detection
 from petrecon.simulate.listmode import EventSource, listmode_words
 from petrecon.simulate.performance import get_performance
 from petrecon.simulate.phantom import Phantom, load_phantom, phantom_from_dict
+from petrecon.simulate.placement import place_phantom
 from petrecon.simulate.projection import project_phantom
 from petrecon.simulate.resolution import blur_sinogram, detector_fwhm_mm, positron_range_fwhm_mm, system_fwhm_mm
 from petrecon.simulate.scatter import SimulatedScatter, scatter_sinogram
@@ -172,6 +174,8 @@ def simulate_study(
     supersampling: int = 3,
     listmode: bool = False,
     progress: bool = True,
+    patient_position: str | None = "HFS",
+    bed_position_mm: float = 0.0,
 ) -> SimulatedStudy:
     """Simulate one frame of ``phantom`` on ``scanner`` (model in the module docstring).
 
@@ -202,6 +206,11 @@ def simulate_study(
         Also return the PETLINK list-mode words (needs ``noise``).
     progress : bool
         Progress bars.
+    patient_position, bed_position_mm : str or None, float
+        Where the phantom (defined in patient coordinates, LPS) lies in the
+        gantry (:func:`petrecon.simulate.placement.place_phantom`); recorded
+        in the attributes as a real acquisition's header records them. None:
+        the phantom is already in gantry coordinates (whole-body beds).
 
     Examples
     --------
@@ -216,6 +225,8 @@ def simulate_study(
         raise ParameterError("parameters apply when loading a phantom; pass its name or path")
     if listmode and not noise:
         raise ParameterError("list-mode needs noisy counts (noise=True)")
+    if patient_position is not None:
+        phantom = place_phantom(phantom, patient_position, bed_position_mm)
     if isinstance(scanner, SinogramLayout):
         if span is not None or scanner.use_tof:
             raise ParameterError("with a layout, pass no span; TOF layouts are not simulated")
@@ -304,6 +315,8 @@ def simulate_study(
         "units": {"prompts": "counts", "randoms": "counts (expected)", "scatter": "counts (expected)",
                   "trues_expected": "counts (expected)", "activity_bq_per_ml": "Bq/ml at frame start"},
     }
+    if patient_position is not None:
+        attributes.update(patient_position=check_patient_position(patient_position), **bed_attributes(bed_position_mm))
     container = Container(
         sinograms={"prompts": prompts, "delays": delays, "normalisation": normalisation,
                    "attenuation_factors": attenuation_factors.astype(np.float32), "randoms": randoms_expected,
@@ -354,7 +367,11 @@ def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, *
 
     With ``listmode=True`` the PETLINK words go to a raw little-endian uint32
     file next to it (``study.h5`` -> ``study.l``), whose name is recorded in
-    the container attribute ``listmode_file``. Existing outputs are refused
+    the container attribute ``listmode_file``, with a Siemens-style Interfile
+    header beside it (``study.l.hdr``: scanner, word format, duration,
+    isotope, patient orientation and ``%start horizontal bed position
+    (mm)``), as the scanner writes one, so ``petrecon recon study.l`` reads
+    the acquisition's frame from it. Existing outputs are refused
     before any work unless ``overwrite``; writes are atomic.
 
     Returns
@@ -365,10 +382,10 @@ def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, *
     from pathlib import Path
 
     from petrecon.io.container import write_container
-    from petrecon.simulate.listmode import write_listmode
+    from petrecon.simulate.listmode import write_listmode, write_listmode_header
 
     path = Path(path)
-    outputs = [path] + ([path.with_suffix(".l")] if settings.get("listmode") else [])
+    outputs = [path] + ([path.with_suffix(".l"), path.with_suffix(".l.hdr")] if settings.get("listmode") else [])
     for output in outputs:
         if output.exists() and not overwrite:
             raise ParameterError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
@@ -377,6 +394,7 @@ def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, *
     study = simulate_study(phantom, **settings)
     if study.listmode_words is not None:
         write_listmode(outputs[1], study.listmode_words, overwrite=overwrite)
+        write_listmode_header(outputs[2], outputs[1].name, study.container.attributes, overwrite=overwrite)
         study.container.attributes["listmode_file"] = outputs[1].name
         study.container.attributes["listmode_words"] = int(study.listmode_words.size)
     write_container(path, study.container, overwrite=overwrite)

@@ -103,6 +103,26 @@ def write_listmode(path, words: np.ndarray, *, overwrite: bool = False) -> None:
         np.asarray(words, dtype="<u4").tofile(temporary)
 
 
+def write_listmode_header(path, data_file_name: str, attributes: dict, *, overwrite: bool = False) -> None:
+    """Write the Interfile header of a simulated ``.l`` file, with the keys a Siemens list-mode header holds.
+
+    ``attributes`` are a simulated study's: ``scanner``, ``duration_s``,
+    ``isotope``, ``half_life_s``, ``patient_position`` and ``bed_position_mm``
+    (reference/formats.md; :mod:`petrecon.geometry.patient`).
+    """
+    from petrecon.io.interfile import BED_POSITION_KEY, PATIENT_ORIENTATION_KEY, format_interfile
+
+    items = [("name of data file", data_file_name), ("originating system", attributes.get("scanner", "")),
+             ("%LM event and tag words format (bits)", 32),
+             ("image duration (sec)", float(attributes["duration_s"])),
+             ("isotope name", attributes.get("isotope", "")),
+             ("isotope gamma halflife (sec)", float(attributes.get("half_life_s", 0.0))),
+             (f"%{PATIENT_ORIENTATION_KEY}", attributes.get("patient_position", "HFS")),
+             (f"%{BED_POSITION_KEY}", float(attributes.get("bed_position_mm", 0.0)))]
+    with atomic_output(path, overwrite=overwrite) as temporary:
+        temporary.write_text(format_interfile(items))
+
+
 def concatenate_listmode(streams: list[np.ndarray]) -> np.ndarray:
     """One PETLINK stream from consecutive acquisitions: each stream's time tags shifted by those before it.
 

@@ -1,17 +1,21 @@
 """Simulate a whole-body acquisition: several overlapping bed positions of one phantom.
 
-Bed ``b`` (acquisition order, first bed at the top, +z: head first, skull
-base to mid-thigh as in reference/clinical-protocol.md) is an ordinary
-:func:`~petrecon.simulate.simulate_study` frame of the phantom translated by
-``-bed_offset_mm[b]`` along z, so the scanner sees only its axial window of
+The phantom (patient coordinates, LPS) is placed in the whole-body frame,
+the gantry frame at bed position 0 (:func:`~petrecon.simulate.placement.place_phantom`,
+:mod:`petrecon.geometry.patient`). Bed ``b`` (acquisition order, from the
+head: skull base to mid-thigh as in reference/clinical-protocol.md) is an
+ordinary :func:`~petrecon.simulate.simulate_study` frame of the placed
+phantom translated by ``-bed_offset_mm[b]`` along z, so the scanner sees only its axial window of
 the phantom (activity outside the window still adds singles, hence randoms,
 as in a real scanner). Decay between beds: bed ``b`` starts at
 ``frame_start_s + b x (duration_s + bed_move_s)`` after injection, and its
 counts come from the activity decayed to that start, with the single-bed
 simulator's within-frame decay.
 
-Offsets: ``n_beds`` beds, centred on ``centre_mm``, spaced by
-``axial_fov_mm x (1 - overlap_percent / 100)`` (:func:`bed_offsets_mm`).
+Offsets: ``n_beds`` beds, centred on ``centre_mm`` (patient S), spaced by
+``axial_fov_mm x (1 - overlap_percent / 100)`` (:func:`bed_offsets_mm`),
+converted to the whole-body frame; each bed records its bed position
+(``bed_position_mm = -bed_offset_mm``) and the patient position.
 
 The whole-body volumes (``activity_bq_per_ml`` at the first bed's start,
 ``mu_per_cm``, ``ct_hu``, ...) are voxelised on a grid that covers every
@@ -28,11 +32,12 @@ import numpy as np
 from petrecon import __version__
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout, default_layout
-from petrecon.geometry.patient import bed_attributes
+from petrecon.geometry.patient import bed_attributes, check_patient_position, patient_to_gantry_affine
 from petrecon.io.multibed import WholeBodyStudy, bed_file_name, whole_body_grid, write_whole_body
 from petrecon.isotopes import get_isotope
 from petrecon.simulate.acquisition import region_concentrations_bq_per_ml, simulate_study
 from petrecon.simulate.phantom import Phantom, Solid, load_phantom
+from petrecon.simulate.placement import place_phantom, transformed_phantom
 from petrecon.simulate.voxelise import voxelise
 from petrecon.volume import ImageGrid
 
@@ -62,13 +67,9 @@ def translated_phantom(phantom: Phantom, dz_mm: float) -> Phantom:
     >>> moved.regions[-1].parts[0][0].centre_mm
     (0.0, 0.0, -50.0)
     """
-    def move(solid: Solid) -> Solid:
-        x, y, z = solid.centre_mm
-        return dataclasses.replace(solid, centre_mm=(x, y, z + dz_mm))
-
-    regions = tuple(dataclasses.replace(region, parts=tuple(tuple(move(s) for s in part) for part in region.parts))
-                    for region in phantom.regions)
-    return dataclasses.replace(phantom, regions=regions)
+    shift = np.eye(4)
+    shift[2, 3] = dz_mm
+    return transformed_phantom(phantom, shift)
 
 
 def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent: float,
@@ -77,7 +78,7 @@ def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent:
                         duration_s: float | None = None, bed_move_s: float = 0.0, isotope: str | None = None,
                         injected_activity_bq: float | None = None, parameters: dict | None = None,
                         grid: ImageGrid | None = None, seed: int = 0, progress: bool = True,
-                        **settings) -> WholeBodyStudy:
+                        patient_position: str = "HFS", **settings) -> WholeBodyStudy:
     """Simulate ``n_beds`` overlapping beds of ``phantom`` (model in the module docstring).
 
     Parameters
@@ -89,7 +90,7 @@ def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent:
     scanner, span : str or SinogramLayout, int
         As for :func:`~petrecon.simulate.simulate_study`.
     centre_mm : float, optional
-        Whole-body z of the middle of the bed range (default: the middle of the phantom's z extent).
+        Patient S (mm) of the middle of the bed range (default: the middle of the phantom's extent).
     frame_start_s, duration_s : float, optional
         First bed's start after injection and each bed's duration (default: the phantom's).
     bed_move_s : float
@@ -103,6 +104,8 @@ def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent:
         Bed ``b`` is simulated with seed ``seed + b``.
     progress : bool
         Progress bars.
+    patient_position : str
+        HFS, HFP, FFS or FFP (:mod:`petrecon.geometry.patient`).
     **settings
         Further :func:`~petrecon.simulate.simulate_study` switches (``noise``,
         ``randoms``, ``scatter``, ``resolution``, ``supersampling``, ...).
@@ -112,7 +115,7 @@ def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent:
     >>> study = simulate_whole_body("uniform-cylinder", n_beds=2, overlap_percent=25.0, scanner="test",
     ...     duration_s=10.0, grid=ImageGrid.centred((8, 8, 8), (30.0, 30.0, 4.0)), progress=False)
     >>> study.bed_offsets_mm().tolist(), study.volumes["activity_bq_per_ml"].grid.shape
-    ([12.0, -12.0], (8, 8, 14))
+    ([-12.0, 12.0], (8, 8, 14))
     """
     if not isinstance(phantom, Phantom):
         phantom = load_phantom(phantom, parameters)
@@ -126,7 +129,10 @@ def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent:
     if centre_mm is None:
         low, high = phantom.bounding_box_mm()
         centre_mm = float(low[2] + high[2]) / 2.0
-    offsets = bed_offsets_mm(layout.scanner.axial_fov_mm, n_beds, overlap_percent, centre_mm)
+    patient_offsets = bed_offsets_mm(layout.scanner.axial_fov_mm, n_beds, overlap_percent, centre_mm)
+    to_gantry = patient_to_gantry_affine(patient_position)
+    offsets = to_gantry[2, 2] * patient_offsets            # whole-body frame: the gantry frame at bed position 0
+    phantom = place_phantom(phantom, patient_position)
     duration_s = phantom.duration_s if duration_s is None else float(duration_s)
     first_start_s = phantom.frame_start_s if frame_start_s is None else float(frame_start_s)
     bed_grid = grid or ImageGrid.centred(layout.scanner.default_image_shape, layout.scanner.default_voxel_size_mm)
@@ -135,8 +141,9 @@ def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent:
         study = simulate_study(translated_phantom(phantom, -float(offset)), scanner=layout, isotope=isotope,
                                injected_activity_bq=injected_activity_bq, duration_s=duration_s,
                                frame_start_s=first_start_s + b * (duration_s + bed_move_s), grid=bed_grid,
-                               seed=seed + b, progress=progress, **settings)
-        study.container.attributes.update(bed_attributes(-float(offset)), bed_index=b)
+                               seed=seed + b, progress=progress, patient_position=None, **settings)
+        study.container.attributes.update(bed_attributes(-float(offset)), bed_index=b,
+                                          patient_position=check_patient_position(patient_position))
         beds.append(study.container)
 
     nuclide = get_isotope(isotope or phantom.isotope)
