@@ -409,16 +409,25 @@ def attach_normalisation(study: Container, path: Path, scanner=None, *,
     path kept in the attribute ``component_normalisation``; its scanner
     quantification factor becomes the study's
     ``calibration_bq_per_ml_per_unit`` unless the study has one
-    (``calibration_source`` says where it came from). The file is listed in
+    (``calibration_source`` says where it came from); the attribute
+    ``component_normalisation_dead_time`` says whether its dead-time
+    parameters were applied (mMR buckets only). The file is listed in
     ``provenance["inputs_read"]``.
     """
     if is_siemens_component_file(path):
         from petrecon.io.siemens_norm import read_component_normalisation
         from petrecon.recon.corrections.component_norm import bin_efficiencies
 
+        from petrecon.recon.corrections.component_norm import BUCKETS
+
         norm = read_component_normalisation(path, norm_scanner(scanner, study.layout))
+        if bucket_singles_per_s and norm.scanner.name not in BUCKETS:
+            LOG.warning("%s: dead time from bucket singles is known for %s only; the file's dead-time parameters "
+                        "are not applied", path, ", ".join(BUCKETS))
+            bucket_singles_per_s = None
         study.sinograms["normalisation"] = bin_efficiencies(norm, study.layout,
                                                             bucket_singles_per_s=bucket_singles_per_s)
+        study.attributes["component_normalisation_dead_time"] = bool(bucket_singles_per_s)
         study.attributes["component_normalisation"] = str(path)
         if norm.quantification_factor is not None and "calibration_bq_per_ml_per_unit" not in study.attributes:
             study.attributes["calibration_bq_per_ml_per_unit"] = norm.quantification_factor

@@ -135,7 +135,7 @@ def bin_efficiencies(norm: ComponentNormalisation, layout: SinogramLayout, *, vi
     >>> norm = ComponentNormalisation("n.hdr", layout.scanner, 3, 7, ones, None, None)
     >>> eff = bin_efficiencies(norm, layout, views=[0])
     >>> eff.shape, float(eff.max())  # segment 0 sinograms combine up to 2 ring pairs
-    ((22, 1, 64), 2.0)
+    ((47, 1, 64), 2.0)
     """
     pair_sum, weights = _weighted_pair_sums(norm, layout, views, span1_axial_factors, bucket_singles_per_s)
     return (pair_sum * weights[:, None, None]).astype(np.float32)
