@@ -222,3 +222,44 @@ def test_norm_command_expands_a_component_file_for_inspection(small_file, tmp_pa
     assert span1.layout.span == 1 and "gap bins" in capsys.readouterr().out
     assert main(["norm", str(small_file), "--span", "1", "--out", str(tmp_path / "bad.h5")]) == 2
     assert "span-1 axial factors" in capsys.readouterr().err
+
+
+def test_simulated_export_reconstructs_the_true_activity_without_calibration(tmp_path):
+    """List-mode and the scanner's component normalisation in an export folder, no --calibration: the central
+    mean of a uniform cylinder is the true concentration within 2 % (measured +0.03 %; without the
+    normalisation, -7.5 %: test scanner, 20 s, 4 x 8 OSEM, no scatter)."""
+    import importlib.util
+    from pathlib import Path
+
+    from petrecon.cli import main
+    from petrecon.io import read_container, write_container
+    from petrecon.recon.corrections.calibration import central_cylinder_mean
+    from petrecon.simulate import simulate_study
+    from petrecon.simulate.phantom import phantom_from_dict
+    from petrecon.simulate.siemens_export import write_simulated_component_norm
+    from petrecon.volume import ImageGrid
+
+    spec = importlib.util.spec_from_file_location("petrecon_tests_io_siemens", Path(__file__).with_name("test_io_siemens.py"))
+    wrappers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wrappers)
+    cylinder = {"regions": [{"activity": 5000.0, "material": "water", "shapes": [
+        {"type": "cylinder", "centre_mm": [0.0, 0.0, 0.0], "radius_mm": 60.0, "length_mm": 200.0}]}]}
+    grid = ImageGrid.centred((32, 32, 15), (6.0, 6.0, 2.0))
+    study = simulate_study(phantom_from_dict(cylinder), scanner="test", isotope="F18", duration_s=20.0, seed=3,
+                           injected_activity_bq=2e7, listmode=True, grid=grid, supersampling=1, progress=False,
+                           scatter=False)
+    write_container(tmp_path / "study.h5", study.container)
+    header = write_simulated_component_norm(study.container, tmp_path / "scan.n.hdr")
+    export = tmp_path / "export"
+    export.mkdir()
+    wrappers._wrap(export / "lm.dcm", "!INTERFILE:=\nname of data file:=scan.l\n", study.listmode_words.tobytes())
+    wrappers._wrap(export / "norm.dcm", header.read_text(), (tmp_path / "scan.n").read_bytes())
+    (tmp_path / "p.toml").write_text("[osem]\nn_iterations = 4\nn_subsets = 8\n[image]\nshape = [32, 32, 15]\n"
+                                     "voxel_size_mm = [6.0, 6.0, 2.0]\n")
+    assert main(["recon", str(export), "--scanner", "test", "--protocol", str(tmp_path / "p.toml"), "--isotope", "F18",
+                 "--mumap", str(tmp_path / "study.h5"), "--no", "scatter", "--quiet", "--out",
+                 str(tmp_path / "r.h5")]) == 0
+    volume = read_container(tmp_path / "r.h5").volumes["activity_bq_per_ml"]
+    truth = central_cylinder_mean(study.container.volumes["activity_bq_per_ml"], 60.0, 200.0)
+    # central 80 % of the radius, the axial centre (15 planes of 2 mm): away from the partial-volume edges
+    assert central_cylinder_mean(volume, 60.0, 30.0) == pytest.approx(truth, rel=0.02)
