@@ -207,7 +207,10 @@ def _plane_frame(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _slice_thickness_mm(volume: Volume, axis: np.ndarray) -> float:
-    return float(np.abs(axis) @ np.array(volume.grid.voxel_size_mm))
+    """Thickness along ``axis`` of one voxel layer along the image axis nearest to it: the slab then holds one
+    voxel per column along that image axis, the one nearest to the plane (nearest-neighbour reslicing)."""
+    nearest = int(np.argmax(np.abs(axis)))
+    return float(abs(axis[nearest]) * volume.grid.voxel_size_mm[nearest])
 
 
 def _in_slice(along_mm: np.ndarray, thickness_mm: float, offset_mm: float) -> np.ndarray:
