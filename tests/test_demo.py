@@ -62,7 +62,7 @@ def test_background_is_the_true_concentration_and_recovery_rises_with_sphere_siz
 
 def test_outputs_are_written_and_hold_the_truth_the_protocol_and_provenance(demo):
     paths = demo.paths
-    for key in ("report", "container", "mip", "slice", "recovery"):
+    for key in ("report", "container", "mip", "slice", "recovery", "rois"):
         assert paths[key].is_file() and paths[key].stat().st_size > 1000, key
     container = read_container(paths["container"])
     assert set(container.volumes) == {"activity_bq_per_ml", "truth_bq_per_ml"}

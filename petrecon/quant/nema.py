@@ -98,7 +98,14 @@ class SphereResult:
 
 @dataclass
 class NemaResult:
-    """Everything the analysis reports; :meth:`to_dict` is the JSON schema of ``petrecon nema --json``."""
+    """Everything the analysis reports; :meth:`to_dict` is the JSON schema of ``petrecon nema --json``.
+
+    Besides the NU 2 and EARL figures: ``ratio_estimated`` (the true sphere concentration is the fitted
+    one), the phantom fit (``fitted_sphere_activity``, ``fitted_background``, ``fitted_fwhm_mm``,
+    ``fit_residual_percent`` in % of the sphere-to-background step), the pose (``tilt_deg`` from the
+    nearest image axis, ``phantom_centre_mm`` = lung axis in the sphere plane, ``phantom_axis``), the
+    background ROI centres on the central slice, and ``warnings`` (poor fit, inconsistent truth).
+    """
 
     spheres: list[SphereResult]
     background_mean: float
@@ -110,11 +117,13 @@ class NemaResult:
     ratio_estimated: bool = False
     fitted_fwhm_mm: float | None = None
     fitted_sphere_activity: float | None = None
+    fitted_background: float | None = None
     tilt_deg: float | None = None
     phantom_centre_mm: tuple[float, float, float] | None = None
     phantom_axis: tuple[float, float, float] | None = None
     fit_residual_percent: float | None = None
     warnings: list[str] = field(default_factory=list)
+    background_roi_centres_mm: list[tuple[float, float, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -360,12 +369,13 @@ def analyse_nema(volume: Volume, *, activity_ratio: float | None = None, sphere_
                 for t in BACKGROUND_SLICE_OFFSETS_MM]
     result = NemaResult(spheres, background_mean, float(np.mean(lung_all)) / background_mean * 100.0,
                         float(true_sphere), float(ratio), geometry.sphere_clearance_mm, ratio_estimated=estimated,
-                        warnings=warnings)
+                        warnings=warnings, phantom_centre_mm=tuple(float(c) for c in geometry.circle_centre_mm),
+                        phantom_axis=tuple(float(c) for c in geometry.axis),
+                        background_roi_centres_mm=[tuple(float(v) for v in c) for c in geometry.background_centres_mm])
     if fit is not None:
         result.fitted_fwhm_mm, result.fitted_sphere_activity = fit.fwhm_mm, fit.sphere_level
-        result.tilt_deg, result.fit_residual_percent = fit.tilt_deg, fit.residual_percent
-        result.phantom_centre_mm = tuple(float(c) for c in geometry.circle_centre_mm)
-        result.phantom_axis = tuple(float(c) for c in geometry.axis)
+        result.fitted_background, result.tilt_deg = fit.background_level, fit.tilt_deg
+        result.fit_residual_percent = fit.residual_percent
     rc = {metric: {s.diameter_mm: getattr(s, metric) for s in spheres} for metric in ("rc_max", "rc_mean_a50")}
     result.earl = {standard: earl_verdict(standard, rc) for standard in EARL_BANDS}
     return result
