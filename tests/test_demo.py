@@ -127,7 +127,7 @@ def test_petrecon_suv_on_the_dicom_series_gives_the_phantom_suvs(demo, capsys):
 def test_report_is_self_contained_html_with_figures_tables_and_parameters(demo):
     page = demo.paths["report"].read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert page.count('src="data:image/png;base64,') == 3
+    assert page.count('src="data:image/png;base64,') == 4  # recovery, ROI placement, sphere plane, MIP
     assert not re.search(r"<script|<link|src=\"http|href=\"http", page)  # nothing external, no JS
     for text in ("RCmax", "RCmean (A50)", "RCpeak", "Q_H (%)", "N (%)", "lung residual", "EARL1", "EARL2",
                  "background mean", "tiny mMR copy for tests", "AW-OSEM", "time: reconstruct", "prompts (counts)",

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
-from petrecon.operators import FWHM_PER_SIGMA
 from petrecon.quant.nema import analyse_nema, find_phantom
 from petrecon.simulate.phantom import Pose, load_phantom
-from petrecon.simulate.voxelise import voxelise
+from petrecon.simulate.voxelise import blurred_activity
 from petrecon.volume import ImageGrid, Volume
 
 VOXEL_MM = 3.0
@@ -28,14 +26,8 @@ METRICS = ("contrast_percent", "rc_max", "rc_mean_a50", "rc_peak")
 
 def posed_iec(rotation_deg=(0.0, 0.0, 0.0), shift_mm=(0.0, 0.0, 0.0), *, ratio=4.0, noise=0.0, seed=0) -> Volume:
     phantom = load_phantom("nema-iec", {"ratio": ratio}, pose=Pose(rotation_deg, shift_mm))
-    grid = ImageGrid.centred((108, 88, 36), (VOXEL_MM,) * 3)
-    activity = voxelise(phantom, grid, supersampling=2)["activity_bq_per_ml"].data.astype(float)
-    data = ndimage.gaussian_filter(activity, FWHM_MM / FWHM_PER_SIGMA / VOXEL_MM, mode="constant")
-    if noise:
-        white = np.random.default_rng(seed).normal(size=data.shape)
-        correlated = ndimage.gaussian_filter(white, 4.0 / FWHM_PER_SIGMA / VOXEL_MM)
-        data += correlated / correlated.std() * noise * BACKGROUND
-    return Volume(data, grid, {"units": "Bq/ml"})
+    return blurred_activity(phantom, ImageGrid.centred((108, 88, 36), (VOXEL_MM,) * 3), FWHM_MM, noise_fraction=noise,
+                            noise_reference_bq_per_ml=BACKGROUND, seed=seed)
 
 
 @pytest.fixture(scope="module")
