@@ -103,8 +103,9 @@ def plot_rois(volume: Volume, result: NemaResult, path: str | os.PathLike, *, ov
                             color="gold", lw=0.8))
     ax.add_patch(Circle((0.0, 0.0), LUNG_ROI_DIAMETER_MM / 2.0, fill=False, color="tab:cyan", lw=1.0))
     ax.set(xlabel="mm (towards the 37 mm sphere)", ylabel="mm")
-    ax.set_title(f"sphere plane: tilt {result.tilt_deg or 0.0:.1f} deg, centre ({', '.join(f'{c:.1f}' for c in centre)})"
-                 " mm\nred: NU 2 hot ROIs, orange dashed: sphere VOIs,\nyellow: background ROIs, cyan: lung ROI",
+    where = ", ".join(f"{c:.1f}" for c in centre)
+    ax.set_title(f"sphere plane: tilt {result.tilt_deg or 0.0:.1f} deg, centre ({where}) mm"
+                 "\nred: NU 2 hot ROIs, orange dashed: sphere VOIs,\nyellow: background ROIs, cyan: lung ROI",
                  fontsize=9)
 
     for k, sphere in enumerate(result.spheres):

@@ -133,7 +133,8 @@ def blurred_activity(phantom: Phantom, grid: ImageGrid, fwhm_mm: float, *, noise
     Examples
     --------
     >>> from petrecon.simulate.phantom import load_phantom
-    >>> image = blurred_activity(load_phantom("uniform-cylinder"), ImageGrid.centred((8, 8, 4), (40.0, 40.0, 40.0)), 6.0)
+    >>> grid = ImageGrid.centred((8, 8, 4), (40.0, 40.0, 40.0))
+    >>> image = blurred_activity(load_phantom("uniform-cylinder"), grid, 6.0)
     >>> image.metadata["units"]
     'Bq/ml'
     """
