@@ -136,13 +136,22 @@ class IecFit:
 class _Data:
     """Voxel positions and values around the spheres, for the model fit."""
 
-    def __init__(self, volume: Volume, body: np.ndarray) -> None:
+    def __init__(self, volume: Volume, body: np.ndarray, centre_mm: np.ndarray) -> None:
         self.volume = volume
-        self.values = np.asarray(volume.data, np.float64)
+        self.values = np.asarray(volume.data)
         self.voxel_mm = np.asarray(volume.grid.voxel_size_mm, float)
         self.origin_mm = np.asarray(volume.grid.origin_mm, float)
         self.voxel_sigma2 = float(np.mean(self.voxel_mm**2)) / 12.0
-        self.inside_body = ndimage.distance_transform_edt(body, sampling=self.voxel_mm) >= FIT_MARGIN_MM
+        # the body's distance map only where spheres may be (a large image's full map would cost seconds and GB):
+        # within the circle's radius + the largest sphere + margins + 20 mm of slack for the pose to move; the crop's
+        # faces count as the body's edge (padding), so a crop inside the body still has one
+        reach = SPHERE_CIRCLE_RADIUS_MM + max(SPHERE_DIAMETERS_MM) / 2.0 + GLASS_WALL_MM + 2 * FIT_MARGIN_MM + 20.0
+        low = np.maximum(np.floor((centre_mm - reach - self.origin_mm) / self.voxel_mm).astype(int), 0)
+        high = np.minimum(np.ceil((centre_mm + reach - self.origin_mm) / self.voxel_mm).astype(int) + 1, body.shape)
+        crop = tuple(slice(a, b) for a, b in zip(low, high))
+        self.inside_body = np.zeros(body.shape, bool)
+        distance = ndimage.distance_transform_edt(np.pad(body[crop], 1), sampling=self.voxel_mm)[1:-1, 1:-1, 1:-1]
+        self.inside_body[crop] = distance >= FIT_MARGIN_MM
 
     def near(self, centre_mm: np.ndarray, radius_mm: float, axis: np.ndarray,
              circle_centre_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +168,7 @@ class _Data:
         from_axis = np.linalg.norm(relative - np.outer(relative @ axis, axis), axis=1)
         keep = ((np.linalg.norm(points - centre_mm, axis=1) <= radius_mm)
                 & (from_axis >= LUNG_RADIUS_MM + FIT_MARGIN_MM) & self.inside_body[tuple(index.T)])
-        return points[keep], self.values[tuple(index[keep].T)]
+        return points[keep], self.values[tuple(index[keep].T)].astype(np.float64)
 
     def effective_fwhm_mm(self, sigma_mm: float) -> float:
         """FWHM of the resolution's Gaussian (``sigma_mm``, either sign) widened by the voxel's own blur."""
@@ -187,7 +196,7 @@ def fit_iec(volume: Volume, body: np.ndarray, rotation: np.ndarray, centre_mm: n
     wall_mm : float
         Thickness of the cold sphere walls.
     """
-    data = _Data(volume, body)
+    data = _Data(volume, body, centre_mm)
     scale = background if background > 0 else 1.0
     start = np.array([0.0, 0.0, 0.0, *centre_mm, sphere / scale, background / scale, fwhm_mm / FWHM_PER_SIGMA])
 
