@@ -69,7 +69,7 @@ LARGEST_SPHERE = "sphere_37"
 
 #: What :func:`run_demo` writes into its output folder.
 OUTPUTS = {"dicom": "dicom", "container": "demo.h5", "report": "report.html", "figures": "figures"}
-FIGURES = {"mip": "mip.png", "slice": "sphere-plane.png", "recovery": "recovery.png"}
+FIGURES = {"mip": "mip.png", "slice": "sphere-plane.png", "recovery": "recovery.png", "rois": "nema-rois.png"}
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,7 @@ def _write_outputs(result: DemoResult, study, volume: Volume, truth: dict, *, ov
 
     from petrecon.io.container import Container, make_provenance, write_container
     from petrecon.io.dicom import read_pet_series, write_pet_series
-    from petrecon.quant.plot import plot_recovery
+    from petrecon.quant.plot import plot_recovery, plot_rois
     from petrecon.report.figures import mip_png, transverse_slices_png
 
     start = time.perf_counter()
@@ -398,6 +398,7 @@ def _write_outputs(result: DemoResult, study, volume: Volume, truth: dict, *, ov
         transverse_slices_png({"AW-OSEM reconstruction": volume, "truth": truth_volume}, plane_z_mm, paths["slice"],
                               title=f"sphere plane, z = {round(plane_z_mm, 1) + 0.0:.1f} mm (Bq/ml)", overwrite=overwrite)
         plot_recovery(result.nema, paths["recovery"], overwrite=overwrite)
+        plot_rois(volume, result.nema, paths["rois"], overwrite=overwrite)
         bar.update(2)
         result.timings_s["write"] = time.perf_counter() - start
         _write_report(result, overwrite)
@@ -435,7 +436,11 @@ def _write_report(result: DemoResult, overwrite: bool) -> None:
         section("NEMA NU 2 and EARL", summary_table(nema, truth_background=result.truth_background_bq_per_ml),
                 sphere_table(nema), earl_table(nema),
                 png_figure(result.paths["recovery"], "recovery curves",
-                           caption="Recovery coefficients with the EARL1 and EARL2 bands.")),
+                           caption="Recovery coefficients with the EARL1 and EARL2 bands."),
+                png_figure(result.paths["rois"], "NEMA ROI placement",
+                           caption=f"ROIs on the fitted sphere plane (tilt {nema.tilt_deg:.1f} deg) and a profile "
+                                   f"through each sphere with the fitted blurred-sphere model "
+                                   f"({nema.fitted_fwhm_mm:.1f} mm FWHM).")),
         section("Images",
                 png_figure(result.paths["slice"], "sphere plane",
                            caption="Transverse slice through the sphere plane: reconstruction and truth, same scale."),

@@ -62,7 +62,7 @@ def test_background_is_the_true_concentration_and_recovery_rises_with_sphere_siz
 
 def test_outputs_are_written_and_hold_the_truth_the_protocol_and_provenance(demo):
     paths = demo.paths
-    for key in ("report", "container", "mip", "slice", "recovery"):
+    for key in ("report", "container", "mip", "slice", "recovery", "rois"):
         assert paths[key].is_file() and paths[key].stat().st_size > 1000, key
     container = read_container(paths["container"])
     assert set(container.volumes) == {"activity_bq_per_ml", "truth_bq_per_ml"}
@@ -127,7 +127,7 @@ def test_petrecon_suv_on_the_dicom_series_gives_the_phantom_suvs(demo, capsys):
 def test_report_is_self_contained_html_with_figures_tables_and_parameters(demo):
     page = demo.paths["report"].read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert page.count('src="data:image/png;base64,') == 3
+    assert page.count('src="data:image/png;base64,') == 4  # recovery, ROI placement, sphere plane, MIP
     assert not re.search(r"<script|<link|src=\"http|href=\"http", page)  # nothing external, no JS
     for text in ("RCmax", "RCmean (A50)", "RCpeak", "Q_H (%)", "N (%)", "lung residual", "EARL1", "EARL2",
                  "background mean", "tiny mMR copy for tests", "AW-OSEM", "time: reconstruct", "prompts (counts)",

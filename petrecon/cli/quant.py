@@ -53,21 +53,33 @@ def _label_records(volume, paths: list[str]) -> list[dict]:
 
 
 def _cmd_nema(args: argparse.Namespace) -> None:
+    import sys
+
     from petrecon.quant.nema import analyse_nema
-    from petrecon.quant.plot import plot_recovery
+    from petrecon.quant.plot import plot_recovery, plot_rois
 
     volume = _pet_volume(args.input, args.volume)
-    truth = volume.metadata.get("nema_truth") or volume.metadata.get("provenance", {}).get("nema_truth", {})
-    ratio = args.ratio if args.ratio is not None else truth.get("activity_ratio")
-    activity = args.sphere_activity if args.sphere_activity is not None else truth.get("sphere_activity")
+    if args.ratio is None and args.sphere_activity is None:  # given truth replaces the stored one as a whole
+        truth = volume.metadata.get("nema_truth") or volume.metadata.get("provenance", {}).get("nema_truth", {})
+        ratio, activity = truth.get("activity_ratio"), truth.get("sphere_activity")
+    else:
+        ratio, activity = args.ratio, args.sphere_activity
     result = analyse_nema(volume, activity_ratio=ratio, sphere_activity=activity)
+    for message in result.warnings:
+        print(f"warning: {message}", file=sys.stderr)
     if args.plot:
         plot_recovery(result, args.plot, overwrite=args.overwrite)
+    if args.roi_plot:
+        plot_rois(volume, result, args.roi_plot, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return
+    source = (f"estimated by the phantom fit, {result.fitted_fwhm_mm:.1f} mm FWHM" if result.ratio_estimated
+              else "given")
+    print(f"phantom tilt {result.tilt_deg:.1f} deg, centre ({', '.join(f'{c:.1f}' for c in result.phantom_centre_mm)})"
+          f" mm, fit misfit {result.fit_residual_percent:.1f} %")
     print(f"background mean {result.background_mean:.6g}, lung residual {result.lung_residual_percent:.1f} %, "
-          f"true sphere {result.sphere_activity:.6g} ({result.activity_ratio:.2f}:1)")
+          f"true sphere {result.sphere_activity:.6g} ({result.activity_ratio:.2f}:1, {source})")
     print("d_mm   max        mean_a50   peak       RCmax  RCa50  RCpeak  Q_H%   N%")
     for s in result.spheres:
         print(f"{s.diameter_mm:<6g} {s.max:<10.4g} {s.mean_a50:<10.4g} {s.peak:<10.4g} {s.rc_max:<6.3f} "
@@ -113,16 +125,21 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     nema = commands.add_parser(
         "nema", help="NEMA NU 2 image quality and EARL recovery of an IEC phantom volume",
-        epilog="examples:\n  petrecon nema recon.h5 --plot recovery.png\n"
+        epilog="examples:\n  petrecon nema recon.h5 --plot recovery.png --roi-plot rois.png\n"
+               "  petrecon nema iec_series/\n"
                "  petrecon nema iec_series/ --ratio 10 --sphere-activity 53000 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     nema.add_argument("input", help="PET DICOM series folder (any scanner), or petrecon HDF5 container")
     nema.add_argument("--volume", help="volume name in the container (default: its only or its primary_volume)")
     nema.add_argument("--ratio", type=float,
-                      help="true sphere:background ratio (default: the volume's nema_truth, e.g. petrecon demo's)")
-    nema.add_argument("--sphere-activity", type=float, help="true sphere concentration in image units")
+                      help="true sphere:background ratio (default: the volume's nema_truth, e.g. petrecon demo's; "
+                           "without any, the sphere concentration is fitted and the RCs are marked estimated)")
+    nema.add_argument("--sphere-activity", type=float,
+                      help="true sphere concentration in image units (given truth replaces the stored one)")
     nema.add_argument("--json", action="store_true", help="print JSON (one record per sphere)")
     nema.add_argument("--plot", help="write recovery curves with the EARL bands to this PNG")
+    nema.add_argument("--roi-plot", help="write the ROI placement on the sphere plane and a profile through each "
+                                         "sphere with the fitted model to this PNG")
     nema.add_argument("--overwrite", action="store_true", help="replace an existing plot")
     nema.set_defaults(run=_cmd_nema)
 

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from scipy import special
+
 from petrecon.operators import FWHM_PER_SIGMA
+
+_CENTRE_MM = 1e-3
 
 
 def blurred_sphere_rc(diameter_mm: float, fwhm_mm: float) -> float:
@@ -30,21 +35,24 @@ def blurred_sphere_rc(diameter_mm: float, fwhm_mm: float) -> float:
     return math.erf(z) - 2.0 * z * math.exp(-z * z) / math.sqrt(math.pi)
 
 
-def blurred_sphere_profile(radius_from_centre_mm: float, diameter_mm: float, fwhm_mm: float) -> float:
-    """Value of a unit sphere blurred by a Gaussian at ``radius_from_centre_mm`` from its centre.
+def blurred_sphere_profile(radius_from_centre_mm, diameter_mm: float, fwhm_mm: float):
+    """Value of a unit sphere blurred by a Gaussian at ``radius_from_centre_mm`` (a number or an array) from its
+    centre; a float for a number, an array for an array.
 
     Examples
     --------
     >>> round(blurred_sphere_profile(0.0, 10.0, 6.0), 3), round(blurred_sphere_profile(5.0, 1000.0, 6.0), 3)
     (0.722, 1.0)
+    >>> blurred_sphere_profile(np.array([0.0, 5.0]), 10.0, 6.0).round(3).tolist()
+    [0.722, 0.297]
     """
-    r = abs(radius_from_centre_mm)
-    if r < 1e-9:
-        return blurred_sphere_rc(diameter_mm, fwhm_mm)
+    r = np.abs(np.asarray(radius_from_centre_mm, np.float64))
     sigma = fwhm_mm / FWHM_PER_SIGMA
     big_r = diameter_mm / 2.0
     s2 = math.sqrt(2.0) * sigma
-    edges = 0.5 * (math.erf((big_r - r) / s2) + math.erf((big_r + r) / s2))
-    tails = sigma / (r * math.sqrt(2.0 * math.pi)) * (
-        math.exp(-((big_r - r) ** 2) / (2 * sigma**2)) - math.exp(-((big_r + r) ** 2) / (2 * sigma**2)))
-    return edges - tails
+    safe = np.maximum(r, _CENTRE_MM)  # below it the centre value is exact to ~1e-12
+    edges = 0.5 * (special.erf((big_r - safe) / s2) + special.erf((big_r + safe) / s2))
+    tails = sigma / (safe * math.sqrt(2.0 * math.pi)) * (
+        np.exp(-((big_r - safe) ** 2) / (2 * sigma**2)) - np.exp(-((big_r + safe) ** 2) / (2 * sigma**2)))
+    value = np.where(r < _CENTRE_MM, blurred_sphere_rc(diameter_mm, fwhm_mm), edges - tails)
+    return float(value) if value.ndim == 0 else value

@@ -10,18 +10,23 @@ slice and +-1 cm, +-2 cm (60 per size); lung residual = C_lung / C_B,37 x 100 %
 VOIs around each sphere (see :func:`analyse_nema`).
 
 Finding the phantom (:func:`find_phantom`) works in mm from the Volume's grid,
-so the phantom may lie along any axis, mirrored or tilted:
+so the phantom may lie along any axis, mirrored, tilted, anywhere in the field of view:
 
 1. Background level B0: median of the voxels above 5 % of the 99.9th
    percentile; body = the largest connected region of the image smoothed by a
    4 mm FWHM Gaussian above B0 / 2.
-2. Hot spheres: connected regions of the 2 mm-smoothed image above
-   B0 + (max - B0) / 2; the three largest are the 37, 28 and 22 mm spheres
-   (adjacent on the circle, 57.2 mm apart). Their centroids give the plane
-   (the normal is the phantom axis), the circle's centre (on the lung insert
-   axis) and the sense of rotation; the 17, 13 and 10 mm spheres follow at
-   60 degree steps on the nominal 57.2 mm radius. Each centre is then refined
-   by the centroid of its half-maximum region (by at most 3 mm).
+2. First guess: connected regions of the 4 mm-smoothed image above
+   B0 + f (max - B0) (f = 0.5, else 0.35, else 0.65: the first that works); the
+   three largest are the 37, 28 and 22 mm spheres (adjacent on the circle,
+   57.2 mm apart). Their centroids give the plane, the circle's centre and the
+   sense of rotation.
+3. The phantom as one rigid body (:mod:`petrecon.quant.iec_fit`): pose (6
+   degrees of freedom), sphere and background levels and one resolution FWHM
+   fitted to the blurred-sphere model of all six spheres in their 1 mm cold
+   glass walls; each sphere's centre is then refined alone by at most 3 mm.
+   The fitted axis and centre define the sphere plane; every sphere's VOI and
+   2-D ROI sit at its fitted centre, on the slab through that centre normal
+   to the axis, and the background ROIs and slices follow the phantom's planes.
 3. Background ROIs: 12 positions in the sphere plane whose 37 mm circle lies
    at least 15 mm inside the body and at least 15 mm from every sphere
    (relaxed in 5 mm steps where a small phantom leaves no room; the clearance
@@ -44,13 +49,11 @@ from scipy.spatial import cKDTree
 from petrecon.errors import GeometryError, ParameterError
 from petrecon.operators import FWHM_PER_SIGMA
 from petrecon.quant.earl import EARL_BANDS, earl_verdict
+from petrecon.quant.iec_fit import SPHERE_CIRCLE_RADIUS_MM, SPHERE_DIAMETERS_MM, IecFit, fit_iec
 from petrecon.quant.roi import a50_voi, sphere_mask
 from petrecon.quant.stats import PEAK_DIAMETER_MM, peak_map
 from petrecon.volume import Volume
 
-#: Inner sphere diameters (mm), in the order they follow each other on the circle.
-SPHERE_DIAMETERS_MM = (37.0, 28.0, 22.0, 17.0, 13.0, 10.0)
-SPHERE_CIRCLE_RADIUS_MM = 114.4 / 2.0
 LUNG_ROI_DIAMETER_MM = 30.0
 BACKGROUND_SLICE_OFFSETS_MM = (-20.0, -10.0, 0.0, 10.0, 20.0)
 BACKGROUND_ROIS_PER_SLICE = 12
@@ -58,7 +61,9 @@ EDGE_CLEARANCE_MM = 15.0
 SPHERE_CLEARANCES_MM = (15.0, 10.0, 5.0, 0.0)
 #: The EARL search VOI around a sphere: its radius plus this margin (mm).
 VOI_MARGIN_MM = 5.0
-_MAX_REFINE_SHIFT_MM = 3.0
+_HOT_FRACTIONS = (0.5, 0.35, 0.65)
+#: Given truth whose implied background differs from the measured one by more than this is reported.
+TRUTH_MISMATCH = 0.2
 
 
 @dataclass
@@ -71,6 +76,7 @@ class PhantomGeometry:
     background_centres_mm: np.ndarray
     background_level: float
     sphere_clearance_mm: float
+    fit: IecFit | None = None
 
 
 @dataclass
@@ -92,7 +98,14 @@ class SphereResult:
 
 @dataclass
 class NemaResult:
-    """Everything the analysis reports; :meth:`to_dict` is the JSON schema of ``petrecon nema --json``."""
+    """Everything the analysis reports; :meth:`to_dict` is the JSON schema of ``petrecon nema --json``.
+
+    Besides the NU 2 and EARL figures: ``ratio_estimated`` (the true sphere concentration is the fitted
+    one), the phantom fit (``fitted_sphere_activity``, ``fitted_background``, ``fitted_fwhm_mm``,
+    ``fit_residual_percent`` in % of the sphere-to-background step), the pose (``tilt_deg`` from the
+    nearest image axis, ``phantom_centre_mm`` = lung axis in the sphere plane, ``phantom_axis``), the
+    background ROI centres on the central slice, and ``warnings`` (poor fit, inconsistent truth).
+    """
 
     spheres: list[SphereResult]
     background_mean: float
@@ -101,6 +114,16 @@ class NemaResult:
     activity_ratio: float
     sphere_clearance_mm: float
     earl: dict[str, dict] = field(default_factory=dict)
+    ratio_estimated: bool = False
+    fitted_fwhm_mm: float | None = None
+    fitted_sphere_activity: float | None = None
+    fitted_background: float | None = None
+    tilt_deg: float | None = None
+    phantom_centre_mm: tuple[float, float, float] | None = None
+    phantom_axis: tuple[float, float, float] | None = None
+    fit_residual_percent: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    background_roi_centres_mm: list[tuple[float, float, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,7 +156,7 @@ def _circumcentre(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def find_phantom(volume: Volume) -> PhantomGeometry:
-    """Locate the body, the sphere plane, the six spheres and the background ROIs (module docstring).
+    """Locate the body, fit the phantom's pose and place the spheres and background ROIs (module docstring).
 
     Raises
     ------
@@ -145,55 +168,44 @@ def find_phantom(volume: Volume) -> PhantomGeometry:
     if not top > 0:
         raise GeometryError("the image holds no activity; no NEMA phantom to find")
     background = float(np.median(data[data > 0.05 * top]))
-    body_smooth = ndimage.gaussian_filter(data, _sigma_voxels(volume, 4.0))
-    labels, count = ndimage.label(body_smooth > 0.5 * background)
+    smooth = ndimage.gaussian_filter(data, _sigma_voxels(volume, 4.0))
+    labels, count = ndimage.label(smooth > 0.5 * background)
     if count == 0:
         raise GeometryError("no phantom body found")
     body = labels == (np.argmax(np.bincount(labels.ravel())[1:]) + 1)
-
-    smooth = ndimage.gaussian_filter(data, _sigma_voxels(volume, 2.0))
-    hot = body & (smooth > background + 0.5 * (smooth[body].max() - background))
-    hot_labels, n_hot = ndimage.label(hot, structure=np.ones((3, 3, 3), bool))
-    if n_hot < 3:
-        raise GeometryError(f"found {n_hot} hot spheres; need at least the 37, 28 and 22 mm spheres")
-    sizes = np.bincount(hot_labels.ravel())[1:]
-    largest = np.argsort(sizes)[::-1][:3] + 1
-    centres = []
-    for label in largest:
-        inside = hot_labels == label
-        centres.append(_centroid_mm(_points_mm(volume, inside), smooth[inside] - background))
-    c37, c28, c22 = centres
-    spacing = [np.linalg.norm(c37 - c28), np.linalg.norm(c28 - c22)]
-    if not all(abs(s - SPHERE_CIRCLE_RADIUS_MM) < 10.0 for s in spacing):
-        raise GeometryError(f"the three largest hot regions are {spacing[0]:.1f} and {spacing[1]:.1f} mm apart; "
-                            f"the IEC spheres are {SPHERE_CIRCLE_RADIUS_MM} mm apart")
-    centre = _circumcentre(c37, c28, c22)
-    axis = np.cross(c28 - c37, c22 - c37)
-    axis /= np.linalg.norm(axis)
-    u = (c37 - centre) / np.linalg.norm(c37 - centre)
-    w = np.cross(axis, u)  # c28 is at +60 degrees in the (u, w) frame by construction of the axis
-    sphere_centres = {}
-    for k, diameter in enumerate(SPHERE_DIAMETERS_MM):
-        angle = np.deg2rad(60.0 * k)
-        guess = centre + SPHERE_CIRCLE_RADIUS_MM * (np.cos(angle) * u + np.sin(angle) * w)
-        sphere_centres[diameter] = _refine_centre(volume, smooth, background, guess, diameter)
-    background_centres, clearance = _place_background_rois(volume, body, axis, centre, sphere_centres)
-    return PhantomGeometry(axis, centre, sphere_centres, background_centres, background, clearance)
+    rotation, centre = _first_guess(volume, smooth, body, background)
+    fit = fit_iec(volume, body, rotation, centre, background=background, sphere=float(smooth[body].max()))
+    background_centres, clearance = _place_background_rois(volume, body, fit.axis, fit.centre_mm,
+                                                           fit.sphere_centres_mm)
+    return PhantomGeometry(fit.axis, fit.centre_mm, dict(fit.sphere_centres_mm), background_centres, background,
+                           clearance, fit)
 
 
-def _refine_centre(volume: Volume, smooth: np.ndarray, background: float, guess: np.ndarray,
-                   diameter_mm: float) -> np.ndarray:
-    """Centroid of the half-maximum region around ``guess``; the guess if that moves it more than 3 mm."""
-    search = sphere_mask(volume.grid, guess, diameter_mm / 2.0 + VOI_MARGIN_MM)
-    if not search.any():
-        raise GeometryError(f"the {diameter_mm:g} mm sphere would lie outside the image at {guess.round(1)} mm")
-    values = smooth[search]
-    level = background + 0.5 * (values.max() - background)
-    weights = np.clip(values - level, 0.0, None)
-    if not weights.sum() > 0:
-        return guess
-    refined = _centroid_mm(_points_mm(volume, search), weights)
-    return refined if np.linalg.norm(refined - guess) <= _MAX_REFINE_SHIFT_MM else guess
+def _first_guess(volume: Volume, smooth: np.ndarray, body: np.ndarray,
+                 background: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation (columns: towards the 37 mm sphere, in-plane normal, axis) and circle centre from the three
+    largest hot regions, at the first threshold fraction that shows them 57.2 mm apart."""
+    problem = ""
+    for fraction in _HOT_FRACTIONS:
+        hot = body & (smooth > background + fraction * (smooth[body].max() - background))
+        hot_labels, n_hot = ndimage.label(hot, structure=np.ones((3, 3, 3), bool))
+        if n_hot < 3:
+            problem = f"found {n_hot} hot spheres; need at least the 37, 28 and 22 mm spheres"
+            continue
+        largest = np.argsort(np.bincount(hot_labels.ravel())[1:])[::-1][:3] + 1
+        c37, c28, c22 = (_centroid_mm(_points_mm(volume, hot_labels == label),
+                                      smooth[hot_labels == label] - background) for label in largest)
+        spacing = [np.linalg.norm(c37 - c28), np.linalg.norm(c28 - c22)]
+        if not all(abs(s - SPHERE_CIRCLE_RADIUS_MM) < 10.0 for s in spacing):
+            problem = (f"the three largest hot regions are {spacing[0]:.1f} and {spacing[1]:.1f} mm apart; "
+                       f"the IEC spheres are {SPHERE_CIRCLE_RADIUS_MM} mm apart")
+            continue
+        centre = _circumcentre(c37, c28, c22)
+        axis = np.cross(c28 - c37, c22 - c37)
+        axis /= np.linalg.norm(axis)
+        u = (c37 - centre) / np.linalg.norm(c37 - centre)
+        return np.stack([u, np.cross(axis, u), axis], axis=1), centre
+    raise GeometryError(problem)
 
 
 def _plane_frame(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +216,10 @@ def _plane_frame(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _slice_thickness_mm(volume: Volume, axis: np.ndarray) -> float:
-    return float(np.abs(axis) @ np.array(volume.grid.voxel_size_mm))
+    """Thickness along ``axis`` of one voxel layer along the image axis nearest to it: the slab then holds one
+    voxel per column along that image axis, the one nearest to the plane (nearest-neighbour reslicing)."""
+    nearest = int(np.argmax(np.abs(axis)))
+    return float(abs(axis[nearest]) * volume.grid.voxel_size_mm[nearest])
 
 
 def _in_slice(along_mm: np.ndarray, thickness_mm: float, offset_mm: float) -> np.ndarray:
@@ -302,7 +317,11 @@ def analyse_nema(volume: Volume, *, activity_ratio: float | None = None, sphere_
     sphere_activity : float, optional
         True sphere concentration in image units (calibrator measurement). Without
         it the true sphere value is ``activity_ratio`` x the measured background mean.
-        Either must be given; with both, Q_H uses the ratio and the RCs the activity.
+        With both, Q_H uses the ratio and the RCs the activity; an implied true background
+        (activity / ratio) more than 20 % from the measured one is reported in ``warnings``.
+        With neither, the true sphere value is the one fitted with the phantom's pose
+        (:mod:`petrecon.quant.iec_fit`: all spheres one concentration, one resolution) and
+        the ratio is it over the measured background mean; ``ratio_estimated`` is then true.
     geometry : PhantomGeometry, optional
         A geometry found earlier (default: :func:`find_phantom`).
 
@@ -311,13 +330,15 @@ def analyse_nema(volume: Volume, *, activity_ratio: float | None = None, sphere_
     Per sphere: ``max`` = hottest voxel, ``mean_a50`` = mean of the A50 VOI
     (threshold B + (max - B) / 2, B = background mean), ``peak`` = 1 cm^3
     sphere (partial voxels weighted, centre in the VOI), all within a search VOI of
-    the sphere's radius + 5 mm; RC = value / true sphere concentration.
+    the sphere's radius + 5 mm around its fitted centre; RC = value / true sphere concentration.
     ``contrast_percent`` = Q_H and ``background_variability_percent`` = N (NU 2).
+    The fitted pose (``tilt_deg``, ``phantom_centre_mm``, ``phantom_axis``), resolution and misfit
+    are reported, and ``warnings`` says when the fit looks poor.
     """
-    if activity_ratio is None and sphere_activity is None:
-        raise ParameterError("give the true activity_ratio (sphere:background) or the sphere_activity")
     if activity_ratio is not None and not activity_ratio > 1:
         raise ParameterError(f"activity_ratio must be > 1, got {activity_ratio}")
+    if sphere_activity is not None and not sphere_activity > 0:
+        raise ParameterError(f"sphere_activity must be > 0, got {sphere_activity}")
     geometry = geometry or find_phantom(volume)
     slices = _Slices(volume, geometry)
     background_rois = {d: np.concatenate([slices.disc_means(geometry.background_centres_mm, d, t)
@@ -325,6 +346,19 @@ def analyse_nema(volume: Volume, *, activity_ratio: float | None = None, sphere_
     background_mean = float(background_rois[max(SPHERE_DIAMETERS_MM)].mean())
     if not background_mean > 0:
         raise ParameterError(f"the background mean is {background_mean}; NU 2 needs a positive background")
+    fit = geometry.fit
+    warnings = list(fit.warnings) if fit is not None else []
+    estimated = activity_ratio is None and sphere_activity is None
+    if estimated:
+        if fit is None:
+            raise ParameterError("give the true activity_ratio or sphere_activity: this geometry has no fitted "
+                                 "sphere concentration")
+        sphere_activity = fit.sphere_level
+    elif activity_ratio is not None and sphere_activity is not None:
+        implied = sphere_activity / activity_ratio
+        if abs(implied / background_mean - 1.0) > TRUTH_MISMATCH:
+            warnings.append(f"the given truth implies a background of {implied:.6g}, the image holds "
+                            f"{background_mean:.6g}: are the ratio and the sphere activity of the same filling?")
     true_sphere = sphere_activity if sphere_activity is not None else activity_ratio * background_mean
     ratio = activity_ratio if activity_ratio is not None else sphere_activity / background_mean
     spheres = []
@@ -334,7 +368,14 @@ def analyse_nema(volume: Volume, *, activity_ratio: float | None = None, sphere_
     lung_all = [slices.disc_means(geometry.circle_centre_mm, LUNG_ROI_DIAMETER_MM, t)[0]
                 for t in BACKGROUND_SLICE_OFFSETS_MM]
     result = NemaResult(spheres, background_mean, float(np.mean(lung_all)) / background_mean * 100.0,
-                        float(true_sphere), float(ratio), geometry.sphere_clearance_mm)
+                        float(true_sphere), float(ratio), geometry.sphere_clearance_mm, ratio_estimated=estimated,
+                        warnings=warnings, phantom_centre_mm=tuple(float(c) for c in geometry.circle_centre_mm),
+                        phantom_axis=tuple(float(c) for c in geometry.axis),
+                        background_roi_centres_mm=[tuple(float(v) for v in c) for c in geometry.background_centres_mm])
+    if fit is not None:
+        result.fitted_fwhm_mm, result.fitted_sphere_activity = fit.fwhm_mm, fit.sphere_level
+        result.fitted_background, result.tilt_deg = fit.background_level, fit.tilt_deg
+        result.fit_residual_percent = fit.residual_percent
     rc = {metric: {s.diameter_mm: getattr(s, metric) for s in spheres} for metric in ("rc_max", "rc_mean_a50")}
     result.earl = {standard: earl_verdict(standard, rc) for standard in EARL_BANDS}
     return result

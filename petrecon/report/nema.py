@@ -56,16 +56,27 @@ def earl_table(result: NemaResult) -> Html:
 
 
 def summary_table(result: NemaResult, *, units: str = "Bq/ml", truth_background: float | None = None) -> Html:
-    """Background, true sphere value, ratio, lung residual, ROI clearance and the EARL verdicts."""
+    """Background, true sphere value, ratio (marked when estimated), lung residual, ROI clearance, the fitted
+    phantom pose and resolution, warnings and the EARL verdicts."""
     items: dict[str, object] = {f"background mean ({units})": f"{result.background_mean:.6g}"}
     if truth_background is not None:
         items["background mean / truth"] = f"{result.background_mean / truth_background:.4f}"
     items.update({
         f"true sphere concentration ({units})": f"{result.sphere_activity:.6g}",
-        "sphere : background": f"{result.activity_ratio:.2f} : 1",
+        "sphere : background": f"{result.activity_ratio:.2f} : 1"
+                               + (" (estimated by the phantom fit)" if result.ratio_estimated else ""),
         "lung residual (%)": f"{result.lung_residual_percent:.1f}",
         "background ROI clearance from spheres (mm)": f"{result.sphere_clearance_mm:g}",
     })
+    if result.tilt_deg is not None:
+        items.update({
+            "phantom tilt (deg) and centre (mm)": f"{result.tilt_deg:.1f}; "
+                                                  f"({', '.join(f'{c:.1f}' for c in result.phantom_centre_mm)})",
+            "fitted resolution (FWHM, mm)": f"{result.fitted_fwhm_mm:.2f}",
+            "phantom fit misfit (% of sphere - background)": f"{result.fit_residual_percent:.1f}",
+        })
+    for number, message in enumerate(result.warnings, 1):
+        items[f"warning {number}"] = message
     for standard in EARL_BANDS:
         items[standard.upper()] = verdict(result.earl[standard]["passes"], "PASS", "FAIL")
     return key_value_table(items, caption="NEMA NU 2 image quality")

@@ -36,8 +36,8 @@ from petrecon.geometry.patient import bed_attributes, check_patient_position, pa
 from petrecon.io.multibed import WholeBodyStudy, bed_file_name, whole_body_grid, write_whole_body
 from petrecon.isotopes import get_isotope
 from petrecon.simulate.acquisition import region_concentrations_bq_per_ml, simulate_study
-from petrecon.simulate.phantom import Phantom, Solid, load_phantom
-from petrecon.simulate.placement import place_phantom, transformed_phantom
+from petrecon.simulate.phantom import Phantom, Pose, load_phantom
+from petrecon.simulate.placement import place_phantom
 from petrecon.simulate.voxelise import voxelise
 from petrecon.volume import ImageGrid
 
@@ -59,17 +59,16 @@ def bed_offsets_mm(axial_fov_mm: float, n_beds: int, overlap_percent: float, cen
 
 
 def translated_phantom(phantom: Phantom, dz_mm: float) -> Phantom:
-    """``phantom`` moved by ``dz_mm`` along z (every solid of every region).
+    """``phantom`` moved by ``dz_mm`` along the scanner's z (its pose shifted).
 
     Examples
     --------
     >>> moved = translated_phantom(load_phantom("uniform-cylinder"), -50.0)
-    >>> moved.regions[-1].parts[0][0].centre_mm
-    (0.0, 0.0, -50.0)
+    >>> moved.pose.shift_mm, moved.bounding_box_mm()[1][2] - load_phantom("uniform-cylinder").bounding_box_mm()[1][2]
+    ((0.0, 0.0, -50.0), np.float64(-50.0))
     """
-    shift = np.eye(4)
-    shift[2, 3] = dz_mm
-    return transformed_phantom(phantom, shift)
+    x, y, z = phantom.pose.shift_mm
+    return dataclasses.replace(phantom, pose=Pose(phantom.pose.rotation_deg, (x, y, z + dz_mm)))
 
 
 def simulate_whole_body(phantom: Phantom | str, *, n_beds: int, overlap_percent: float,

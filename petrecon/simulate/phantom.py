@@ -8,7 +8,7 @@ carries an activity concentration, a material (mu at 511 keV, default CT
 number, MR class and Dixon signals, :mod:`petrecon.simulate.materials`) and
 optional overrides of the CT number and MR class.
 
-Solids (all axis-aligned; the cylinder's axis is z, the scanner axis)::
+Solids (all axis-aligned in the phantom's own frame; the cylinder's axis is z)::
 
     {type = "sphere",    centre_mm = [x, y, z], radius_mm = r}
     {type = "ellipsoid", centre_mm = [...], semi_axes_mm = [a, b, c]}
@@ -28,6 +28,9 @@ TOML file layout (see the shipped ``phantoms/*.toml``)::
     ratio = 4.0
     [choices]                      # optional: allowed values of parameters
     ratio = [4.0, 10.0]
+    [pose]                         # optional: rigid placement (default: none)
+    rotation_deg = [5.0, 0.0, 0.0] # about the phantom's own x, then y, then z axis (degrees)
+    shift_mm = [10.0, -5.0, 0.0]   # then moved by this (mm)
     [[regions]]
     name = "sphere_37"
     material = "water"
@@ -36,6 +39,12 @@ TOML file layout (see the shipped ``phantoms/*.toml``)::
     ct_hu = 0.0                          # optional override of the material's CT number
     mr_class = "soft_tissue"             # optional override of the material's MR class
     shapes = [ {type = "sphere", ...} ]  # the union of these parts
+
+Pose: a point ``q`` of the phantom's own frame (the coordinates its solids are
+written in) lies at ``R q + shift`` in the scanner, ``R = Rz Ry Rx`` (:class:`Pose`).
+Every consumer (exact line integrals, voxelisation, scatter) maps scanner points
+into the phantom's frame (:meth:`PackedPhantom.to_phantom_frame`), so a tilted
+phantom stays exact: chord lengths are invariant under the rigid motion.
 
 Activity meaning: ``"Bq/ml"`` concentrations are absolute at the reference
 time (``t = 0``, injection or calibration); the phantom's total activity is
@@ -48,7 +57,7 @@ with the injected activity.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +68,43 @@ from petrecon.simulate.materials import MR_CLASSES, Material, get_material
 
 ELLIPSOID, CYLINDER, BOX = 0, 1, 2
 ACTIVITY_UNITS = ("Bq/ml", "SUV")
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Rigid placement of a phantom: scanner point = ``rotation() @ q + shift_mm`` for ``q`` in its own frame.
+
+    Attributes
+    ----------
+    rotation_deg : tuple of float
+        Rotations about the phantom's own x, y and z axes (degrees), applied in that order
+        (``R = Rz Ry Rx``), about the origin of its frame.
+    shift_mm : tuple of float
+        Translation applied after the rotation (mm).
+
+    Examples
+    --------
+    >>> Pose((0.0, 0.0, 90.0), (10.0, 0.0, 0.0)).to_scanner(np.array([1.0, 0.0, 0.0])).round(6).tolist()
+    [10.0, 1.0, 0.0]
+    """
+
+    rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def rotation(self) -> np.ndarray:
+        """The 3 x 3 rotation matrix ``Rz Ry Rx`` (phantom frame to scanner)."""
+        matrix = np.eye(3)
+        for axis, angle in enumerate(np.deg2rad(self.rotation_deg)):
+            c, s = np.cos(angle), np.sin(angle)
+            i, j = (axis + 1) % 3, (axis + 2) % 3  # right-handed: y turns z towards x
+            turn = np.eye(3)
+            turn[i, i], turn[i, j], turn[j, i], turn[j, j] = c, -s, s, c
+            matrix = turn @ matrix
+        return matrix
+
+    def to_scanner(self, points_mm: np.ndarray) -> np.ndarray:
+        """Scanner coordinates (mm) of points ``(..., 3)`` given in the phantom's frame."""
+        return np.asarray(points_mm, np.float64) @ self.rotation().T + np.asarray(self.shift_mm)
 
 
 @dataclass(frozen=True)
@@ -121,7 +167,10 @@ class PackedPhantom:
     part_bound : float64 (n_parts, 4)
         Bounding sphere (centre, radius) of each part.
     part_box : float64 (n_parts, 6)
-        Axis-aligned bounding box (low x, y, z, high x, y, z) of each part.
+        Axis-aligned bounding box (low x, y, z, high x, y, z) of each part, in the phantom's frame.
+    to_frame : float64 (3, 4)
+        The pose's inverse: ``q = to_frame[:, :3] @ p + to_frame[:, 3]`` maps a scanner point ``p`` into
+        the phantom's frame, where the solids are defined.
     """
 
     solid_kind: np.ndarray
@@ -131,6 +180,19 @@ class PackedPhantom:
     part_region: np.ndarray
     part_bound: np.ndarray
     part_box: np.ndarray
+    to_frame: np.ndarray
+
+    def to_phantom_frame(self, points_mm: np.ndarray) -> np.ndarray:
+        """Points ``(..., 3)`` in scanner mm mapped into the phantom's frame (float64)."""
+        return np.asarray(points_mm, np.float64) @ self.to_frame[:, :3].T + self.to_frame[:, 3]
+
+    def bounding_box_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper corners of the smallest scanner-axis-aligned box containing every part's box."""
+        low, high = self.part_box[:, :3].min(axis=0), self.part_box[:, 3:].max(axis=0)
+        corners = np.array([[(high if n >> a & 1 else low)[a] for a in range(3)] for n in range(8)])
+        rotation = self.to_frame[:, :3].T
+        scanner = (corners - self.to_frame[:, 3]) @ rotation.T
+        return scanner.min(axis=0), scanner.max(axis=0)
 
 
 @dataclass(frozen=True)
@@ -153,6 +215,8 @@ class Phantom:
         Default frame start (from the reference time) and duration.
     parameters : dict
         The resolved parameters.
+    pose : Pose
+        Where the phantom's own frame lies in the scanner (default: coincident).
     """
 
     name: str
@@ -165,6 +229,7 @@ class Phantom:
     frame_start_s: float = 0.0
     duration_s: float = 600.0
     parameters: dict = field(default_factory=dict)
+    pose: Pose = Pose()
 
     def region_values(self, what: str) -> np.ndarray:
         """Per-region values: ``"activity"`` (phantom unit), ``"mu_per_cm"``, ``"ct_hu"``,
@@ -182,9 +247,8 @@ class Phantom:
         return np.array([MR_CLASSES.index(r.mr_class) for r in self.regions], np.int64)
 
     def bounding_box_mm(self) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper corners of the smallest axis-aligned box containing every region."""
-        boxes = self.packed().part_box
-        return boxes[:, :3].min(axis=0), boxes[:, 3:].max(axis=0)
+        """Lower and upper corners of the smallest scanner-axis-aligned box containing every region (posed)."""
+        return self.packed().bounding_box_mm()
 
     def packed(self) -> PackedPhantom:
         """The phantom as flat arrays for the kernels."""
@@ -204,7 +268,11 @@ class Phantom:
         return PackedPhantom(np.array(kinds, np.int32), np.array(params, np.float64).reshape(-1, 6),
                              np.array(first, np.int32), np.array(count, np.int32),
                              np.array(region_of_part, np.int32), np.array(bounds, np.float64).reshape(-1, 4),
-                             np.array(boxes, np.float64).reshape(-1, 6))
+                             np.array(boxes, np.float64).reshape(-1, 6), self._to_frame())
+
+    def _to_frame(self) -> np.ndarray:
+        rotation = self.pose.rotation()
+        return np.hstack([rotation.T, -(rotation.T @ np.asarray(self.pose.shift_mm, np.float64))[:, None]])
 
 
 def shipped_phantoms() -> dict[str, Path]:
@@ -218,7 +286,7 @@ def shipped_phantoms() -> dict[str, Path]:
     return {path.stem: path for path in sorted(resource_dir("phantoms").glob("*.toml"))}
 
 
-def load_phantom(name_or_path: str | Path, parameters: dict | None = None) -> Phantom:
+def load_phantom(name_or_path: str | Path, parameters: dict | None = None, pose: Pose | None = None) -> Phantom:
     """Load a shipped phantom by name, or a TOML file by path.
 
     Parameters
@@ -227,6 +295,8 @@ def load_phantom(name_or_path: str | Path, parameters: dict | None = None) -> Ph
         A name from :func:`shipped_phantoms` or a path to a ``.toml`` file.
     parameters : dict, optional
         Overrides of the phantom's ``[parameters]`` (e.g. ``{"ratio": 10}``).
+    pose : Pose, optional
+        Placement in the scanner; replaces the file's ``[pose]``.
 
     Examples
     --------
@@ -243,7 +313,8 @@ def load_phantom(name_or_path: str | Path, parameters: dict | None = None) -> Ph
         document = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise FormatError(path, "file", f"is not valid TOML ({error})") from None
-    return phantom_from_dict(document, parameters, source=str(path))
+    phantom = phantom_from_dict(document, parameters, source=str(path))
+    return phantom if pose is None else replace(phantom, pose=pose)
 
 
 def phantom_from_dict(document: dict, parameters: dict | None = None, source: str = "<dict>") -> Phantom:
@@ -284,6 +355,7 @@ def phantom_from_dict(document: dict, parameters: dict | None = None, source: st
         frame_start_s=reader.number(document, "frame_start_s", default=0.0),
         duration_s=reader.number(document, "duration_s", default=600.0, positive=True),
         parameters=resolved,
+        pose=reader.pose(document.get("pose", {})),
     )
 
 
@@ -318,6 +390,12 @@ class _Reader:
         if positive and min(value) <= 0:
             raise self.fail(f"{where}.{key}", f"must be > 0, got {value!r}")
         return tuple(float(v) for v in value)
+
+    def pose(self, table) -> Pose:
+        if not isinstance(table, dict) or set(table) - {"rotation_deg", "shift_mm"}:
+            raise self.fail("pose", f"must be a table of rotation_deg and shift_mm, got {table!r}")
+        return Pose(*(self.vector(table, key, "pose") if key in table else (0.0, 0.0, 0.0)
+                      for key in ("rotation_deg", "shift_mm")))
 
     def choice(self, table: dict, key: str, allowed, default):
         value = table.get(key, default)

@@ -11,6 +11,10 @@ exact (closed-form intersections, no sampling), whatever the overlaps.
 
 Parts whose bounding sphere misses the line are skipped before any
 intersection is computed (most parts miss most LORs).
+
+A posed phantom (:class:`petrecon.simulate.phantom.Pose`) is handled by
+mapping segment end points and sample points into its own frame, where its
+solids are axis-aligned; a rigid map keeps lengths, so integrals stay exact.
 """
 
 from __future__ import annotations
@@ -192,8 +196,8 @@ def line_integrals(xstart: np.ndarray, xend: np.ndarray, packed: PackedPhantom, 
     xstart = np.asarray(xstart, np.float64)
     xend = np.asarray(xend, np.float64)
     shape = np.broadcast_shapes(xstart.shape, xend.shape)
-    xs = np.ascontiguousarray(np.broadcast_to(xstart, shape).reshape(-1, 3))
-    xe = np.ascontiguousarray(np.broadcast_to(xend, shape).reshape(-1, 3))
+    xs = np.ascontiguousarray(packed.to_phantom_frame(np.broadcast_to(xstart, shape).reshape(-1, 3)))
+    xe = np.ascontiguousarray(packed.to_phantom_frame(np.broadcast_to(xend, shape).reshape(-1, 3)))
     values = np.ascontiguousarray(values, np.float64).reshape(len(values), -1)
     result = _line_integrals(xs, xe, packed.solid_kind, packed.solid_params, packed.part_first, packed.part_count,
                              packed.part_region, packed.part_bound, values)
@@ -225,32 +229,41 @@ def _label(point, kinds, params, part_first, part_count, part_region, part_box):
 
 
 @njit(cache=True)
-def _uniform_label(low, high, kinds, params, part_first, part_count, part_region, part_box):
-    """Region filling the whole box ``[low, high]``, -1 for none, -2 if the box may hold several.
+def _uniform_label(corners, kinds, params, part_first, part_count, part_region, part_box):
+    """Region filling the whole voxel with these 8 ``corners`` (phantom frame), -1 for none, -2 if it may hold
+    several.
 
-    The highest part whose bounding box meets the voxel decides: if it holds
-    all 8 corners it holds the voxel (parts are convex) and no higher part
-    reaches the voxel.
+    The highest part whose bounding box meets the corners' box decides: if it
+    holds all 8 corners it holds the voxel (parts are convex) and no higher
+    part reaches the voxel.
     """
-    corner = np.empty(3)
+    low = np.empty(3)
+    high = np.empty(3)
+    for a in range(3):
+        low[a] = corners[:, a].min()
+        high[a] = corners[:, a].max()
     for q in range(part_first.shape[0] - 1, -1, -1):
         box = part_box[q]
         if (high[0] < box[0] or high[1] < box[1] or high[2] < box[2]
                 or low[0] > box[3] or low[1] > box[4] or low[2] > box[5]):
             continue
         for n in range(8):
-            corner[0] = high[0] if n & 1 else low[0]
-            corner[1] = high[1] if n & 2 else low[1]
-            corner[2] = high[2] if n & 4 else low[2]
-            if not _inside_part(corner, q, kinds, params, part_first, part_count):
+            if not _inside_part(corners[n], q, kinds, params, part_first, part_count):
                 return -2
         return part_region[q]
     return -1
 
 
+@njit(cache=True)
+def _to_frame(to_frame, x, y, z, out):
+    """``out = to_frame[:, :3] @ (x, y, z) + to_frame[:, 3]``."""
+    for a in range(3):
+        out[a] = to_frame[a, 0] * x + to_frame[a, 1] * y + to_frame[a, 2] * z + to_frame[a, 3]
+
+
 @njit(parallel=True, cache=True)
 def _voxel_means(shape, origin, voxel, n_sub, kinds, params, part_first, part_count, part_region, part_box,
-                 values):
+                 to_frame, values):
     """Mean of the region values over ``n_sub**3`` sub-samples per voxel; ``values[-1]`` is "outside".
 
     Voxels lying wholly inside one region (or outside all) take its value
@@ -263,17 +276,15 @@ def _voxel_means(shape, origin, voxel, n_sub, kinds, params, part_first, part_co
     outside = values.shape[0] - 1
     for i in prange(nx):
         point = np.empty(3)
-        low = np.empty(3)
-        high = np.empty(3)
+        corners = np.empty((8, 3))
         acc = np.empty(n_values)
         for j in range(ny):
             for k in range(nz):
-                low[0] = origin[0] + (i - 0.5) * voxel[0]
-                low[1] = origin[1] + (j - 0.5) * voxel[1]
-                low[2] = origin[2] + (k - 0.5) * voxel[2]
-                for a in range(3):
-                    high[a] = low[a] + voxel[a]
-                uniform = _uniform_label(low, high, kinds, params, part_first, part_count, part_region, part_box)
+                for n in range(8):
+                    _to_frame(to_frame, origin[0] + (i - 0.5 + (n & 1)) * voxel[0],
+                              origin[1] + (j - 0.5 + (n >> 1 & 1)) * voxel[1],
+                              origin[2] + (k - 0.5 + (n >> 2 & 1)) * voxel[2], corners[n])
+                uniform = _uniform_label(corners, kinds, params, part_first, part_count, part_region, part_box)
                 if uniform != -2:
                     row = uniform if uniform >= 0 else outside
                     for v in range(n_values):
@@ -281,11 +292,11 @@ def _voxel_means(shape, origin, voxel, n_sub, kinds, params, part_first, part_co
                     continue
                 acc[:] = 0.0
                 for a in range(n_sub):
-                    point[0] = origin[0] + (i + (a + 0.5) / n_sub - 0.5) * voxel[0]
+                    x = origin[0] + (i + (a + 0.5) / n_sub - 0.5) * voxel[0]
                     for b in range(n_sub):
-                        point[1] = origin[1] + (j + (b + 0.5) / n_sub - 0.5) * voxel[1]
+                        y = origin[1] + (j + (b + 0.5) / n_sub - 0.5) * voxel[1]
                         for c in range(n_sub):
-                            point[2] = origin[2] + (k + (c + 0.5) / n_sub - 0.5) * voxel[2]
+                            _to_frame(to_frame, x, y, origin[2] + (k + (c + 0.5) / n_sub - 0.5) * voxel[2], point)
                             label = _label(point, kinds, params, part_first, part_count, part_region, part_box)
                             row = label if label >= 0 else outside
                             for v in range(n_values):
@@ -298,6 +309,9 @@ def _voxel_means(shape, origin, voxel, n_sub, kinds, params, part_first, part_co
 def voxel_means(packed: PackedPhantom, values: np.ndarray, shape, origin_mm, voxel_size_mm,
                 supersampling: int) -> np.ndarray:
     """Partial-volume voxel values: the mean of region values over ``supersampling**3`` points per voxel.
+
+    The grid (``shape``, ``origin_mm``, ``voxel_size_mm``) is in scanner mm; sample points are mapped into the
+    phantom's frame (its pose).
 
     Parameters
     ----------
@@ -312,4 +326,4 @@ def voxel_means(packed: PackedPhantom, values: np.ndarray, shape, origin_mm, vox
     return _voxel_means(tuple(int(n) for n in shape), np.asarray(origin_mm, np.float64),
                         np.asarray(voxel_size_mm, np.float64), int(supersampling), packed.solid_kind,
                         packed.solid_params, packed.part_first, packed.part_count, packed.part_region,
-                        packed.part_box, np.ascontiguousarray(values, np.float64))
+                        packed.part_box, packed.to_frame, np.ascontiguousarray(values, np.float64))

@@ -194,7 +194,7 @@ def _resolved(layout: SinogramLayout, settings: ScatterTruthSettings) -> Scatter
 def _scatter_points(packed: PackedPhantom, activity: np.ndarray, mu_per_mm: np.ndarray,
                     spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Cell centres with mu > 0 and their weight ``mu dV`` (mm^2)."""
-    low, high = packed.part_box[:, :3].min(axis=0), packed.part_box[:, 3:].max(axis=0)
+    low, high = packed.bounding_box_mm()
     shape = np.maximum(1, np.ceil((high - low) / spacing_mm)).astype(int)
     origin = (low + high) / 2 - (shape - 1) / 2 * spacing_mm
     values = np.zeros((len(mu_per_mm) + 1, 2))
