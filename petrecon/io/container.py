@@ -41,6 +41,7 @@ from petrecon import __version__
 from petrecon.errors import FormatError, GeometryError, PetreconError
 from petrecon.geometry import SinogramLayout, layout_from_dict
 from petrecon.io.atomic import atomic_output
+from petrecon.logs import recorded_warnings
 from petrecon.volume import ImageGrid, Volume
 
 FORMAT_NAME = "petrecon-container"
@@ -231,7 +232,9 @@ def make_provenance(*, protocol: Any = None, scanner: str | None = None,
     input_files : iterable of path-like
         Files the output was computed from; each is hashed (SHA-256).
     **extra
-        Further JSON-serialisable facts (``command``, ``frame_s``, ...).
+        Further JSON-serialisable facts (``command``, ``frame_s``, ...). The
+        warnings logged so far (:func:`petrecon.logs.recorded_warnings`) are
+        recorded as ``warnings``.
 
     Examples
     --------
@@ -246,6 +249,9 @@ def make_provenance(*, protocol: Any = None, scanner: str | None = None,
     record = {"software": "petrecon", "software_version": __version__, "python": platform.python_version(),
               "numpy": np.__version__, "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "protocol": protocol, "scanner": scanner, "inputs": inputs}
+    warnings = recorded_warnings()
+    if warnings:
+        record["warnings"] = warnings  # everything this run warned of (petrecon.logs.RECORDER)
     record.update(extra)
     json.dumps(record)  # fail here, not at write time, if something is not serialisable
     return record
