@@ -187,6 +187,14 @@ def check_mu_map(mu: np.ndarray, source: str) -> None:
                              "MR misses the PET field of view or is empty")
 
 
+def check_voi_values(values: np.ndarray, name: str) -> None:
+    """Refuse VOI statistics over NaN or infinite voxels (they would turn max, mean, TLG into NaN)."""
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise ParameterError(f"VOI {name}: {bad} of its {np.size(values)} voxels are NaN or infinite; the image is "
+                             "corrupt there")
+
+
 def check_result(values: np.ndarray, what: str) -> None:
     """Refuse an image that is not finite everywhere or zero everywhere (it would leave as a wrong number)."""
     values = np.asarray(values)

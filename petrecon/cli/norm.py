@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from petrecon.io.atomic import check_outputs
+
 
 def _cmd_norm(args: argparse.Namespace) -> None:
+    check_outputs([args.out], overwrite=args.overwrite)
     from petrecon.io.container import make_provenance, read_container
     from petrecon.recon.corrections.normalisation_file import normalisation_from_calibration, write_normalisation
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from petrecon.errors import FormatError, ParameterError
+from petrecon.io.atomic import check_outputs
 
 
 def _pet_volume(path: str, name: str | None):
@@ -56,6 +57,7 @@ def _label_records(volume, paths: list[str]) -> list[dict]:
 
 
 def _cmd_nema(args: argparse.Namespace) -> None:
+    check_outputs([args.plot], overwrite=args.overwrite)
     from petrecon.quant.nema import analyse_nema
     from petrecon.quant.plot import plot_recovery
 

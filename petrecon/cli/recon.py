@@ -60,7 +60,9 @@ def _recon_mu_map(args: argparse.Namespace):
             from petrecon.errors import FormatError
 
             raise FormatError(args.mumap, "/volumes/mu_per_cm", "is missing: not a mu-map container")
-        return volumes["mu_per_cm"]
+        mu = volumes["mu_per_cm"]
+        mu.metadata.setdefault("series", args.mumap)
+        return mu
     return None
 
 

@@ -66,6 +66,16 @@ def roi_mask(grid: ImageGrid, spec: str, axis_signs: tuple[int, int, int] = (1, 
         mask = box_mask(grid, corners.min(axis=0), corners.max(axis=0))
     if not mask.any():
         raise ParameterError(f"ROI {spec!r} holds no voxel of the image")
+    low, high = (signs * values[:3] - values[3], signs * values[:3] + values[3]) if shape == "sphere" else \
+        (corners.min(axis=0), corners.max(axis=0))
+    for axis, name in enumerate("xyz"):
+        centres = grid.voxel_centres_mm(axis)
+        half = grid.voxel_size_mm[axis] / 2
+        start, stop = float(centres.min()) - half, float(centres.max()) + half
+        if low[axis] < start - half or high[axis] > stop + half:
+            raise ParameterError(f"ROI {spec!r} reaches beyond the image along {name} ({low[axis]:g} .. "
+                                 f"{high[axis]:g} mm, scanner axes; the image spans {start:g} .. {stop:g} mm): "
+                                 "its statistics would cover only part of it")
     return mask
 
 
@@ -87,7 +97,7 @@ def roi_records(volume: Volume, specs: list[str], axis_signs: tuple[int, int, in
 def voi_record(name: str, volume: Volume, mask: np.ndarray, axis_signs: tuple[int, int, int] = (1, 1, 1)) -> dict:
     """The record of one VOI (any mask on the volume's grid), named ``name``; positions in patient coordinates."""
     signs = np.asarray(axis_signs, dtype=np.float64)
-    stats = voi_statistics(volume, mask)
+    stats = voi_statistics(volume, mask, name=name)
     return {"roi": name, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
             "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg, "n_voxels": stats.n_voxels,
             "max_position_mm": tuple(float(v) for v in signs * stats.max_position_mm),

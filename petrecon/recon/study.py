@@ -176,7 +176,7 @@ def study_model(container: Container, protocol: ReconstructionProtocol = Reconst
     if estimate_scatter and scatter_mu is None:
         raise ParameterError("scatter estimation needs a mu-map (give one, or turn scatter correction off)")
     if mu is not None:
-        check_mu_map(mu.data, str(mu.metadata.get("source", "the mu-map")))
+        check_mu_map(mu.data, str(mu.metadata.get("series") or "the mu-map"))
     acf = _attenuation(container, mu, layout) if corrections.attenuation or estimate_scatter else None
     if acf is not None:
         check_correction("attenuation_factors", acf, source)
