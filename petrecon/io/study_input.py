@@ -255,6 +255,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         If the input holds sinograms, not list-mode.
     """
     from petrecon.io.interfile import read_header, resolve_data_file
+    from petrecon.io.listmode import check_word_format
     from petrecon.io.siemens import classify, open_export, read_wrapper
 
     path = Path(path)
@@ -274,6 +275,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         normalisation = norms[0].dicom_path if len(norms) == 1 else normalisation
     if kind not in ("listmode", "petsird") and words_path == path:
         raise FormatError(path, "format", f"is a {kind} input of sinograms, not list-mode")
+    check_word_format(header)
     named = header.text("scanner name", "").strip() or None if header is not None else None
     if kind == "petsird":
         from petrecon.io.petsird_io import read_petsird
@@ -298,10 +300,7 @@ def _listmode_study(path: Path, scanner, frame, progress: bool) -> Container:
 
     source, study = open_listmode(path, scanner=scanner)
     start_s, end_s = frame if frame is not None else (0.0, None)
-    histogram = histogram_listmode(source, study.layout, start_s=start_s, end_s=end_s, progress=progress)
-    if histogram.n_events_in_frame == 0:
-        raise FormatError(path, "events", f"none in the frame {start_s:g} s .. "
-                                          f"{'end' if end_s is None else f'{end_s:g} s'}")
+    histogram = histogram_listmode(source, study.layout, start_s=start_s, end_s=end_s, progress=progress).check(path)
     study.sinograms.update({"prompts": histogram.prompts, "delays": histogram.delays})
     study.attributes.update({"frame_start_s": histogram.start_s, "duration_s": histogram.duration_s,
                              "n_prompts": histogram.n_prompts, "n_delays": histogram.n_delays,
