@@ -223,7 +223,8 @@ def _series_files(folder: Path, modality: str, series_uid: str | None) -> list[t
     import pydicom
 
     if not folder.is_dir():
-        raise FormatError(folder, "folder", "does not exist")
+        raise FormatError(folder, "folder", "is a file; give the folder of the DICOM series" if folder.exists()
+                          else "does not exist")
     by_series: dict[str, list[tuple[Path, Any]]] = {}
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         try:
@@ -437,6 +438,13 @@ def _header_json(dataset: Any) -> dict:
     header = dataset.copy()
     if "PixelData" in header:
         del header.PixelData
+    for element in header:  # a value pydicom cannot convert (a DS of letters) is named, not raised from JSON
+        try:
+            element.to_json_dict(None, 1 << 30)
+        except (ValueError, TypeError, OverflowError) as error:
+            raise FormatError(getattr(dataset, "filename", None) or "DICOM header",
+                              f"{element.keyword or element.tag} {element.tag}",
+                              f"unreadable ({' '.join(str(error).split())})") from None
     return header.to_json_dict(bulk_data_threshold=1 << 30)
 
 
