@@ -14,6 +14,7 @@ from pathlib import Path
 from petrecon.attenuation.ct import DEFAULT_MAX_HU, ct_mu_map_on_grid
 from petrecon.attenuation.dixon import dixon_mu_map, segment_dixon, water_fat_from_in_opposed
 from petrecon.attenuation.resample import resample_to_grid
+from petrecon.checks import check_parameter
 from petrecon.io.container import Container, make_provenance, write_container
 from petrecon.volume import ImageGrid, Volume
 
@@ -31,9 +32,10 @@ def mu_map_from_ct_series(folder: str | os.PathLike, grid: ImageGrid | None = No
     """
     from petrecon.io.dicom import read_ct_series
 
+    check_parameter("fwhm_mm", fwhm_mm, label="fwhm_mm (CT smoothing)")
     ct = read_ct_series(folder, patient_position=patient_position, bed_position_mm=bed_position_mm)
     mu = ct_mu_map_on_grid(ct, ct.grid if grid is None else grid, fwhm_mm=fwhm_mm, max_hu=max_hu)
-    mu.metadata.update(source="ct", kvp=ct.metadata.get("kvp"))
+    mu.metadata.update(source="ct", series=str(folder), kvp=ct.metadata.get("kvp"))
     return mu
 
 

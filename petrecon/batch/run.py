@@ -33,7 +33,7 @@ from petrecon import __version__
 from petrecon.batch.cohort import Cohort
 from petrecon.batch.outputs import CONTAINER_NAME, DICOM_FOLDER, write_study_outputs, write_table
 from petrecon.batch.worker import StudyFailed, one_line, reconstruct_cohort_study
-from petrecon.errors import ParameterError
+from petrecon.errors import ParameterError, PetreconError
 from petrecon.io.atomic import atomic_output
 from petrecon.logs import LOGGER_NAME, LineFormatter, configure_logging
 
@@ -182,7 +182,11 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
     Worker processes are started by spawning: a script that calls this
     function must do so under ``if __name__ == "__main__":``.
     """
-    from distributed import as_completed
+    try:
+        from distributed import as_completed
+    except ModuleNotFoundError:
+        raise PetreconError("petrecon batch needs Dask distributed, which is not installed: "
+                            "pip install 'petrecon[dask]'") from None
 
     if retries < 0:
         raise ParameterError(f"--retries must be >= 0, got {retries}")

@@ -20,11 +20,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 from petrecon import __version__
 from petrecon.cli import attenuation, basics, batch, bench, harmonize, io, norm, quant, recon, simulate, tac
+from petrecon.checks import check_arguments
 from petrecon.errors import PetreconError
-from petrecon.logs import configure_logging
+from petrecon.io.atomic import all_or_nothing
+from petrecon.logs import configure_logging, log_library_warning, recorded_warnings
 
 EPILOG = """\
 examples:
@@ -93,23 +96,38 @@ def _error_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``petrecon`` console script; returns the exit code (module docstring)."""
+    """Entry point of the ``petrecon`` console script; returns the exit code (module docstring).
+
+    Every numeric option is checked against :data:`petrecon.checks.LIMITS` before any work; library
+    warnings (pydicom, numpy) print as one ``petrecon: warning:`` line and are recorded in the outputs'
+    provenance; the outputs of one invocation are written all or none (:func:`~petrecon.io.atomic.all_or_nothing`).
+    """
     args = build_parser().parse_args(argv)
     _apply_global_options(args)
+    recorded_warnings(clear=True)
     try:
-        code = args.run(args)
+        with warnings.catch_warnings(), all_or_nothing():
+            warnings.simplefilter("default")
+            warnings.showwarning = log_library_warning
+            check_arguments(args)
+            code = args.run(args)
     except KeyboardInterrupt:
         if args.debug:
             raise
         print("petrecon: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        if args.debug:
+            raise
+        print("petrecon: error: out of memory: the input or the requested sizes do not fit in this machine",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (PetreconError, OSError) as error:  # OSError: missing, unreadable or corrupt files (h5py), full disks
         if args.debug:
             raise
         print(f"petrecon: error: {_error_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return int(code or 0)
-
 
 if __name__ == "__main__":
     sys.exit(main())

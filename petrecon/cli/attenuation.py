@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from petrecon.checks import check_mu_map
+from petrecon.io.atomic import check_outputs
+
 
 def _cmd_mumap(args: argparse.Namespace) -> None:
+    check_outputs([args.out], overwrite=args.overwrite)
     from petrecon.attenuation.mumap import mu_map_from_ct_series, mu_map_from_dixon_series, write_mu_map
     from petrecon.geometry import get_scanner
     from petrecon.volume import ImageGrid
@@ -18,6 +22,7 @@ def _cmd_mumap(args: argparse.Namespace) -> None:
     else:
         kind = "in_opposed" if args.in_opposed else "water_fat"
         mu, inputs = mu_map_from_dixon_series(*args.dixon, grid, kind=kind, **frame), list(args.dixon)
+    check_mu_map(mu.data, " ".join(inputs))
     write_mu_map(args.out, mu, scanner=args.scanner, inputs=inputs, overwrite=args.overwrite)
     truncated = mu.metadata.get("truncated_slices") or []
     print(f"mu-map           {mu.metadata['source']} -> {args.scanner} grid {grid.shape}, "

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from petrecon.checks import check_memory
+from petrecon.io.atomic import check_outputs
+
+#: float32 sinograms a harmonisation holds at once (prompts, corrections, projections): for the memory check.
+SINOGRAM_COPIES = 12
+
 
 def harmonisation_layout(scanner_name: str, n_rings: int | None):
     """The scanner's default layout, or an axially short copy of it (``n_rings`` rings around the sphere plane)."""
@@ -19,11 +25,13 @@ def harmonisation_layout(scanner_name: str, n_rings: int | None):
     short = dataclasses.replace(get_scanner(scanner_name), n_rings=n_rings, virtual_ring_positions=())
     layout = SinogramLayout(short, layout.span, min(layout.max_ring_difference, n_rings - 1), layout.n_radial_bins,
                             layout.view_mashing)
+    check_memory(layout.shape, f"--rings {n_rings}: the sinogram", copies=SINOGRAM_COPIES)
     shape = (*scanner.default_image_shape[:2], 2 * n_rings - 1)
     return layout, ImageGrid.centred(shape, (*scanner.default_voxel_size_mm[:2], short.ring_spacing_mm / 2))
 
 
 def _cmd_harmonize(args: argparse.Namespace) -> None:
+    check_outputs([args.out], overwrite=args.overwrite)
     from petrecon.harmonize import harmonise
 
     layout, grid = harmonisation_layout(args.scanner, args.rings)

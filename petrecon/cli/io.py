@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from petrecon.io.atomic import check_outputs
+
 
 def _cmd_histogram(args: argparse.Namespace) -> None:
+    check_outputs([args.out], overwrite=args.overwrite)
     import time
 
     from petrecon.geometry import default_layout

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 
+from petrecon.io.atomic import check_outputs
+
 
 def _cmd_norm(args: argparse.Namespace) -> None:
+    check_outputs([args.out], overwrite=args.overwrite)
     from pathlib import Path
 
     from petrecon.io.study_input import is_siemens_component_file

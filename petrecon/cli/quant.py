@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from petrecon.errors import FormatError, ParameterError
+from petrecon.io.atomic import check_outputs
 
 
 def _pet_volume(path: str, name: str | None):
@@ -55,6 +56,7 @@ def _label_records(volume, paths: list[str]) -> list[dict]:
 def _cmd_nema(args: argparse.Namespace) -> None:
     import sys
 
+    check_outputs([args.plot, args.roi_plot], overwrite=args.overwrite)
     from petrecon.quant.nema import analyse_nema
     from petrecon.quant.plot import plot_recovery, plot_rois
 

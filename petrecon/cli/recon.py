@@ -8,6 +8,8 @@ import dataclasses
 import logging
 import os
 
+from petrecon.io.atomic import check_outputs
+
 _EPILOG = """examples:
   petrecon recon study.h5 --out recon.h5                                 # petrecon container
   petrecon recon scan.s.hdr --norm norm.s.hdr --mumap-ct ct/ --out recon.h5 --dicom pet/   # Interfile sinograms
@@ -31,7 +33,8 @@ def _recon_protocol(args: argparse.Namespace):
 
     protocol = ReconstructionProtocol.load(args.protocol)
     osem = protocol.osem
-    osem = OsemProtocol(args.iterations or osem.n_iterations, args.subsets or osem.n_subsets,
+    osem = OsemProtocol(osem.n_iterations if args.iterations is None else args.iterations,
+                        osem.n_subsets if args.subsets is None else args.subsets,
                         osem.post_filter_fwhm_mm if args.fwhm_mm is None else args.fwhm_mm)
     switched_off = {name: False for name in ("normalisation", "attenuation", "randoms", "scatter", "dead_time", "decay")
                     if name in args.no}
@@ -62,7 +65,9 @@ def _recon_mu_map(args: argparse.Namespace, attributes: dict):
             from petrecon.errors import FormatError
 
             raise FormatError(args.mumap, "/volumes/mu_per_cm", "is missing: not a mu-map container")
-        return volumes["mu_per_cm"]
+        mu = volumes["mu_per_cm"]
+        mu.metadata.setdefault("series", args.mumap)
+        return mu
     return None
 
 
@@ -131,6 +136,7 @@ def _cmd_recon(args: argparse.Namespace) -> None:
         from petrecon.errors import ParameterError
 
         raise ParameterError("give an output: --out FILE.h5 and/or --dicom FOLDER")
+    check_outputs([args.out, args.dicom], overwrite=args.overwrite)
     with _backend(args.backend) as backend:
         _reconstruct(args, backend)
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from petrecon.io.atomic import check_outputs
+
 
 def _cmd_tac(args: argparse.Namespace) -> None:
+    check_outputs([args.csv, args.plot], overwrite=args.overwrite)
     from petrecon.quant.report import volume_roi_mask
     from petrecon.quant.tac import format_tac_csv, plot_tacs, read_dynamic_frames, time_activity_curves, write_tac_csv
 

@@ -41,6 +41,7 @@ from petrecon import __version__
 from petrecon.errors import FormatError, GeometryError, PetreconError
 from petrecon.geometry import SinogramLayout, layout_from_dict
 from petrecon.io.atomic import atomic_output
+from petrecon.logs import recorded_warnings
 from petrecon.volume import ImageGrid, Volume
 
 FORMAT_NAME = "petrecon-container"
@@ -171,15 +172,32 @@ def open_petrecon_hdf5(path: Path, format_name: str) -> Iterator[Any]:
     import h5py
 
     if not path.is_file():
-        raise FormatError(path, "file", "does not exist")
+        raise FormatError(path, "file", "is a folder; an HDF5 file is expected" if path.is_dir() else "does not exist")
     try:
         f = h5py.File(path, "r")
     except OSError as error:
-        raise FormatError(path, "file", f"is not a readable HDF5 file ({error})") from None
+        raise FormatError(path, "file", f"is not a readable HDF5 file{_what_it_is(path)} ({error})") from None
     with f:
-        if f.attrs.get("format") != format_name:
-            raise FormatError(path, "format", f"is {f.attrs.get('format')!r}, expected {format_name!r}")
-        yield f
+        try:
+            if f.attrs.get("format") != format_name:
+                raise FormatError(path, "format", f"is {f.attrs.get('format')!r}, expected {format_name!r}")
+            yield f
+        except (OSError, KeyError, RuntimeError, AttributeError, TypeError, ValueError) as error:
+            if isinstance(error, PetreconError):
+                raise
+            # h5py raises these for damaged object headers, attributes and B-trees
+            raise FormatError(path, "HDF5 structure", f"is damaged ({' '.join(str(error).split())})") from None
+
+
+def _what_it_is(path: Path) -> str:
+    """``: it is a DICOM file`` (or another kind recognised by its first bytes), else empty."""
+    with open(path, "rb") as f:
+        start = f.read(132)
+    if start[128:132] == b"DICM":
+        return ": it is a DICOM file"
+    if start.lstrip().startswith(b"!INTERFILE"):
+        return ": it is an Interfile header"
+    return ""
 
 
 def _read_volume(path: Path, name: str, dataset: Any) -> Volume:
@@ -231,7 +249,9 @@ def make_provenance(*, protocol: Any = None, scanner: str | None = None,
     input_files : iterable of path-like
         Files the output was computed from; each is hashed (SHA-256).
     **extra
-        Further JSON-serialisable facts (``command``, ``frame_s``, ...).
+        Further JSON-serialisable facts (``command``, ``frame_s``, ...). The
+        warnings logged so far (:func:`petrecon.logs.recorded_warnings`) are
+        recorded as ``warnings``.
 
     Examples
     --------
@@ -246,6 +266,9 @@ def make_provenance(*, protocol: Any = None, scanner: str | None = None,
     record = {"software": "petrecon", "software_version": __version__, "python": platform.python_version(),
               "numpy": np.__version__, "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "protocol": protocol, "scanner": scanner, "inputs": inputs}
+    warnings = recorded_warnings()
+    if warnings:
+        record["warnings"] = warnings  # everything this run warned of (petrecon.logs.RECORDER)
     record.update(extra)
     json.dumps(record)  # fail here, not at write time, if something is not serialisable
     return record

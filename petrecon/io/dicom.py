@@ -26,6 +26,7 @@ is stored to within half a slope step.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from petrecon import __version__
+from petrecon.checks import check_parameter, check_uptake
 from petrecon.errors import FormatError, ParameterError
 from petrecon.geometry.patient import (PATIENT_POSITIONS, check_bed_position_mm, check_patient_position,
                                        gantry_to_patient_affine, patient_to_gantry_affine, volume_patient_frame)
@@ -42,6 +44,7 @@ from petrecon.io.atomic import atomic_folder
 from petrecon.isotopes import decay_correction_factor, get_isotope
 from petrecon.volume import ImageGrid, Volume
 
+LOG = logging.getLogger(__name__)
 PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -236,14 +239,16 @@ def _series_files(folder: Path, modality: str, series_uid: str | None) -> list[t
     import pydicom
 
     if not folder.is_dir():
-        raise FormatError(folder, "folder", "does not exist")
+        raise FormatError(folder, "folder", "is a file; give the folder of the DICOM series" if folder.exists()
+                          else "does not exist")
     by_series: dict[str, list[tuple[Path, Any]]] = {}
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         try:
             dataset = pydicom.dcmread(path)
-        except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, TypeError, AttributeError,
-                KeyError, IndexError, NotImplementedError, OverflowError, UnicodeDecodeError):
-            continue  # not DICOM (or not readable as DICOM): other files may sit in an export folder
+        except Exception as error:  # pydicom raises many types for broken files
+            if _has_dicom_preamble(path):  # a DICOM file we cannot read: never left out in silence
+                LOG.warning("%s: left out: not readable as DICOM (%s)", path, " ".join(str(error).split())[:200])
+            continue  # not DICOM: other files may sit in an export folder
         if str(dataset.get("Modality", "")) != modality or "PixelData" not in dataset:
             continue
         by_series.setdefault(str(dataset.get("SeriesInstanceUID", "")), []).append((path, dataset))
@@ -256,6 +261,15 @@ def _series_files(folder: Path, modality: str, series_uid: str | None) -> list[t
         raise FormatError(folder, "SeriesInstanceUID", f"{len(by_series)} {modality} series found "
                           f"({', '.join(sorted(by_series))}); pass series_uid")
     return list(by_series.values())[0]
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    """Whether ``path`` starts as a DICOM Part 10 file (``DICM`` after the 128-byte preamble)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def _float_tag(path: Path, dataset: Any, keyword: str, count: int) -> np.ndarray:
@@ -308,9 +322,12 @@ def _assemble(files: list[tuple[Path, Any]], position_override: str | None,
             raise FormatError(path, "Rows/Columns", "differ from the series' first slice")
         position_mm = _float_tag(path, dataset, "ImagePositionPatient", 3)
         slope = _float_tag(path, dataset, "RescaleSlope", 1)[0] if "RescaleSlope" in dataset else 1.0
+        if slope == 0:
+            raise FormatError(path, "RescaleSlope", "is 0: every value of the slice would be the intercept")
         intercept = _float_tag(path, dataset, "RescaleIntercept", 1)[0] if "RescaleIntercept" in dataset else 0.0
         slices.append((float(position_mm @ normal), position_mm, path, dataset, slope, intercept))
     slices.sort(key=lambda item: item[0])
+    _check_slice_count(path0, first, len(slices))
     distances = np.array([item[0] for item in slices])
     if len(slices) > 1:
         steps = np.diff(distances)
@@ -318,8 +335,13 @@ def _assemble(files: list[tuple[Path, Any]], position_override: str | None,
             raise FormatError(slices[int(np.argmin(steps)) + 1][2], "ImagePositionPatient",
                               "two slices share one position")
         if np.ptp(steps) > 1e-2 * max(float(np.mean(steps)), 1e-9) + 1e-3:
-            raise FormatError(path0.parent, "ImagePositionPatient",
-                              f"slice spacing is not uniform ({steps.min():.4f} to {steps.max():.4f} mm)")
+            typical = float(np.median(steps))
+            lattice = np.arange(len(slices)) * typical
+            odd = int(np.argmax(np.abs(distances - lattice - np.median(distances - lattice))))
+            raise FormatError(slices[odd][2], "ImagePositionPatient",
+                              f"{slices[odd][1].tolist()}: slice spacing is not uniform at this slice (series "
+                              f"{typical:.4f} mm, steps {steps.min():.4f} to {steps.max():.4f} mm): a corrupt, "
+                              "foreign or missing slice")
         slice_step = float(np.mean(steps))
     else:
         slice_step = float(first.get("SliceThickness", 0) or 0) or 1.0
@@ -349,6 +371,20 @@ def _assemble(files: list[tuple[Path, Any]], position_override: str | None,
     if int(np.argmax(np.abs(slice_axis))) == 2 and slice_axis[2] < 0:
         slices = slices[::-1]  # the slice stored last is at z index 0
     return _Series(data, grid, slices[0][3], np.array([item[4] for item in slices]), position, bed_position_mm)
+
+
+def _check_slice_count(path: Path, first: Any, n_found: int) -> None:
+    """Refuse a series with fewer or more slices than its NumberOfSlices (0054,0081) says (static series)."""
+    stated = first.get("NumberOfSlices")
+    try:
+        stated = int(stated) if stated not in (None, "") else None
+    except (TypeError, ValueError):
+        raise FormatError(path, "NumberOfSlices (0054,0081)", f"is not a whole number ({stated!r})") from None
+    time_slices = first.get("NumberOfTimeSlices")
+    if stated is not None and time_slices in (None, "", 1, "1") and stated != n_found:
+        raise FormatError(path.parent, "NumberOfSlices (0054,0081)",
+                          f"says {stated}, the folder holds {n_found} slices of the series: a slice is missing "
+                          "or foreign")
 
 
 def _axis_align(path: Path, stack: np.ndarray, matrix: np.ndarray, origin: np.ndarray):
@@ -420,6 +456,13 @@ def _header_json(dataset: Any) -> dict:
     header = dataset.copy()
     if "PixelData" in header:
         del header.PixelData
+    for element in header:  # a value pydicom cannot convert (a DS of letters) is named, not raised from JSON
+        try:
+            element.to_json_dict(None, 1 << 30)
+        except (ValueError, TypeError, OverflowError) as error:
+            raise FormatError(getattr(dataset, "filename", None) or "DICOM header",
+                              f"{element.keyword or element.tag} {element.tag}",
+                              f"unreadable ({' '.join(str(error).split())})") from None
     return header.to_json_dict(bulk_data_threshold=1 << 30)
 
 
@@ -534,6 +577,11 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
         raise ParameterError("the volume holds NaN or infinite values")
     nuclide = get_isotope(isotope)
     half_life_s = nuclide.half_life_s if half_life_s is None else float(half_life_s)
+    if patient_weight_kg is not None:
+        check_parameter("weight_kg", patient_weight_kg, label=f"{folder}: PatientWeight")
+    check_uptake(injection_datetime, series_datetime, half_life_s, f"{folder}: RadiopharmaceuticalStartDateTime")
+    if injection_datetime.utcoffset() is not None:  # one offset, the series', for the time-only tags
+        injection_datetime = injection_datetime.astimezone(series_datetime.tzinfo)
     to_patient = gantry_to_patient_affine(patient_position, bed_position_mm)
     grid = volumes[0].grid
     study_uid = study_instance_uid or generate_uid()
@@ -569,6 +617,8 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
             ds.SOPClassUID, ds.SOPInstanceUID = PET_IMAGE_STORAGE, sop_uid
             ds.StudyDate = ds.SeriesDate = ds.ContentDate = dicom_date(series_datetime)
             ds.StudyTime = ds.SeriesTime = ds.ContentTime = dicom_time(series_datetime)
+            if series_datetime.utcoffset() is not None:
+                ds.TimezoneOffsetFromUTC = series_datetime.strftime("%z")
             ds.AcquisitionDate, ds.AcquisitionTime = dicom_date(acquisition), dicom_time(acquisition)
             ds.AccessionNumber = ""
             ds.Modality = "PT"
@@ -719,7 +769,7 @@ def _radiopharmaceutical_item(isotope: str, radiopharmaceutical: str, dose_bq: f
     item = pydicom.Dataset()
     item.Radiopharmaceutical = radiopharmaceutical
     item.RadiopharmaceuticalStartTime = injection.strftime("%H%M%S.%f")
-    item.RadiopharmaceuticalStartDateTime = injection.strftime("%Y%m%d%H%M%S.%f")
+    item.RadiopharmaceuticalStartDateTime = injection.strftime("%Y%m%d%H%M%S.%f%z")
     item.RadionuclideTotalDose = f"{float(dose_bq):.6g}"
     item.RadionuclideHalfLife = f"{float(half_life_s):.6g}"
     item.RadionuclidePositronFraction = f"{float(positron_fraction):.6g}"

@@ -211,7 +211,11 @@ def read_header(path: str | os.PathLike) -> InterfileHeader:
     if not path.is_file():
         raise FormatError(path, "file", "does not exist")
     raw = path.read_bytes()
-    return parse_interfile(raw.decode("latin-1"), path)
+    try:  # petrecon writes UTF-8; older headers are latin-1
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return parse_interfile(text, path)
 
 
 def format_interfile(items: list[tuple[str, object]]) -> str:
@@ -537,7 +541,7 @@ def write_interfile_sinograms(header_path: str | os.PathLike, sinograms: dict[st
         with open(temporary_data, "wb") as f:
             for array in sinograms.values():
                 np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")).tofile(f)
-        temporary_header.write_text(format_interfile(items))
+        temporary_header.write_text(format_interfile(items), encoding="utf-8")
     return header_path
 
 
@@ -609,7 +613,7 @@ def write_interfile_image(header_path: str | os.PathLike, volume: Volume, *, ove
     with atomic_output(data_path, overwrite=overwrite) as temporary_data, \
             atomic_output(header_path, overwrite=overwrite) as temporary_header:
         np.ascontiguousarray(np.asarray(volume.data, dtype="<f4").transpose(2, 1, 0)).tofile(temporary_data)
-        temporary_header.write_text(format_interfile(items))
+        temporary_header.write_text(format_interfile(items), encoding="utf-8")
     return header_path
 
 
@@ -638,5 +642,5 @@ def write_main_header(path: str | os.PathLike, data_sets: list[tuple[str, str | 
         name = Path(header).name
         items.append((f"%data set [{i}]", "{" + f"{kind},{name},{name.removesuffix('.hdr')}" + "}"))
     with atomic_output(path, overwrite=overwrite) as temporary:
-        temporary.write_text(format_interfile(items))
+        temporary.write_text(format_interfile(items), encoding="utf-8")
     return path

@@ -46,6 +46,10 @@ from petrecon.geometry import SinogramLayout
 from petrecon.io import petlink
 
 DEFAULT_CHUNK_WORDS = 1 << 22  # 16 MiB of words read at a time
+#: Events of a frame that may address no sinogram bin (dropped or unmapped) before the data are refused.
+MAX_LOST_FRACTION = 0.5
+#: The only word size petrecon decodes (``%LM event and tag words format`` of the Interfile header).
+WORD_BITS = "32"
 BATCH_EVENTS = 1 << 25  # decoded events histogrammed together (128 MiB of targets + 128 MiB sorted)
 N_BUCKETS = int(petlink.SINGLES_BUCKET_MASK) + 1
 
@@ -107,6 +111,21 @@ class ListmodeHistogram:
         """Delayed coincidences histogrammed."""
         return int(self.delays.sum(dtype=np.int64))
 
+    def check(self, source: str | os.PathLike) -> "ListmodeHistogram":
+        """Refuse a histogram a physicist would not accept: no event in the frame, no prompt, or most events
+        addressing no sinogram bin (not list-mode of this scanner, or corrupt); returns itself."""
+        frame = f"the frame {self.start_s:g} s .. {'end' if np.isinf(self.end_s) else f'{self.end_s:g} s'}"
+        if self.n_events_in_frame == 0:
+            raise FormatError(source, "events", f"none in {frame} ({self.n_words} words read)")
+        lost = (self.n_dropped + self.n_unmapped) / self.n_events_in_frame
+        if lost > MAX_LOST_FRACTION:
+            raise FormatError(source, "events", f"{100 * lost:.2f} % of the {self.n_events_in_frame} events in "
+                                                f"{frame} address no bin of the {self.layout.scanner.name} sinogram: "
+                                                "not PETLINK list-mode of this scanner (--scanner?) or corrupt")
+        if self.n_prompts == 0:
+            raise FormatError(source, "events", f"no prompt in {frame}")
+        return self
+
     def summary_lines(self) -> list[str]:
         """Human-readable summary (what ``petrecon histogram`` prints)."""
         end = "end" if np.isinf(self.end_s) else f"{self.end_s:g} s"
@@ -122,6 +141,16 @@ class ListmodeHistogram:
             f"rate             {self.n_words / max(self.elapsed_s, 1e-9) / 1e6:.1f} M words/s "
             f"({self.elapsed_s:.2f} s reading, decoding and histogramming)",
         ]
+
+
+def check_word_format(header) -> None:
+    """Refuse a list-mode Interfile header (None: no header) whose words are not the 32-bit PETLINK words."""
+    if header is None:
+        return
+    bits = header.text("lm event and tag words format", WORD_BITS).strip()
+    if bits != WORD_BITS:
+        raise FormatError(header.path, "%LM event and tag words format",
+                          f"is {bits}; petrecon decodes {WORD_BITS}-bit PETLINK words only")
 
 
 def iter_listmode_chunks(path: str | os.PathLike, chunk_words: int = DEFAULT_CHUNK_WORDS) -> Iterator[np.ndarray]:
@@ -426,7 +455,8 @@ def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramL
         words_path, header = wrapper.payload_path, wrapper.header
     if Path(out).exists() and not overwrite:
         raise FormatError(out, "file", "exists; pass overwrite=True (--overwrite) to replace it")
-    result = histogram_listmode(words_path, layout, start_s=start_s, end_s=end_s, progress=progress)
+    check_word_format(header)
+    result = histogram_listmode(words_path, layout, start_s=start_s, end_s=end_s, progress=progress).check(source)
     attributes = {"frame_start_s": result.start_s, "frame_end_s": None if np.isinf(result.end_s) else result.end_s,
                   "duration_s": result.duration_s, "n_prompts": result.n_prompts, "n_delays": result.n_delays,
                   "n_dropped": result.n_dropped, "n_unmapped": result.n_unmapped,

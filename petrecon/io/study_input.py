@@ -37,11 +37,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
+from petrecon.checks import check_correction, check_parameter, check_uptake
 from petrecon.errors import FormatError, ParameterError
 from petrecon.geometry import SCANNERS, SinogramLayout, default_layout
 from petrecon.geometry.patient import bed_attributes
@@ -151,6 +153,10 @@ def open_study(path: str | os.PathLike, *, scanner: str | SinogramLayout | None 
         raise ParameterError(f"{path}: a frame applies to list-mode input only; this is a {kind} input of sinograms")
     elif kind == "container":
         study = read_container(path)
+        if study.layout is None or "prompts" not in study.sinograms:
+            held = ", ".join(f"volume {name}" for name in study.volumes) or "nothing"
+            raise FormatError(path, "/sinograms/prompts", f"is missing: the container holds {held}, not raw "
+                                                          "data to reconstruct")
     elif kind == "interfile":
         study = _interfile_study(path, scanner)
     elif kind == "interfile-main":
@@ -250,6 +256,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         If the input holds sinograms, not list-mode.
     """
     from petrecon.io.interfile import read_header, resolve_data_file
+    from petrecon.io.listmode import check_word_format
     from petrecon.io.siemens import classify, open_export, read_wrapper
 
     path = Path(path)
@@ -271,6 +278,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         normalisation = norms[0].dicom_path if len(norms) == 1 else normalisation
     if kind not in ("listmode", "petsird") and words_path == path:
         raise FormatError(path, "format", f"is a {kind} input of sinograms, not list-mode")
+    check_word_format(header)
     named = header.text("scanner name", "").strip() or None if header is not None else None
     if kind == "petsird":
         from petrecon.io.petsird_io import read_petsird
@@ -294,10 +302,7 @@ def _listmode_study(path: Path, scanner, frame, progress: bool) -> Container:
 
     source, study = open_listmode(path, scanner=scanner)
     start_s, end_s = frame if frame is not None else (0.0, None)
-    histogram = histogram_listmode(source, study.layout, start_s=start_s, end_s=end_s, progress=progress)
-    if histogram.n_events_in_frame == 0:
-        raise FormatError(path, "events", f"none in the frame {start_s:g} s .. "
-                                          f"{'end' if end_s is None else f'{end_s:g} s'}")
+    histogram = histogram_listmode(source, study.layout, start_s=start_s, end_s=end_s, progress=progress).check(path)
     study.sinograms.update({"prompts": histogram.prompts, "delays": histogram.delays})
     study.attributes.update({"frame_start_s": histogram.start_s, "duration_s": histogram.duration_s,
                              "n_prompts": histogram.n_prompts, "n_delays": histogram.n_delays,
@@ -462,8 +467,8 @@ def _normalisation_sinogram(path: Path, layout: SinogramLayout, scanner) -> np.n
     if kind == "container" and _is_component_normalisation(path):
         from petrecon.recon.corrections.normalisation_file import read_normalisation
 
-        return read_normalisation(path, layout).sinogram().astype(np.float32)
-    if kind == "container":
+        data, norm_layout = read_normalisation(path, layout).sinogram(), layout
+    elif kind == "container":
         container = read_container(path)
         if "normalisation" not in container.sinograms:
             raise FormatError(path, "/sinograms/normalisation", "is missing")
@@ -481,6 +486,7 @@ def _normalisation_sinogram(path: Path, layout: SinogramLayout, scanner) -> np.n
     if norm_layout is None or norm_layout.shape != layout.shape:
         raise FormatError(path, "shape", f"normalisation {None if norm_layout is None else norm_layout.shape} "
                                          f"does not match the study's sinograms {layout.shape}")
+    check_correction("normalisation", data, str(path))
     return np.asarray(data, np.float32)
 
 
@@ -589,7 +595,7 @@ def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = 
     """
     notes = []
     dose = injected_activity_bq if injected_activity_bq is not None else attributes.get("injected_activity_bq")
-    if dose is None or not float(dose) > 0:
+    if dose is None or not float(dose) > 0 or not math.isfinite(float(dose)):
         raise ParameterError("the study does not record the injected activity a PET DICOM series needs; "
                              "give it (--injected-mbq)")
     scan_text = scan_datetime or attributes.get("acquisition_datetime")
@@ -610,15 +616,18 @@ def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = 
         notes.append("injection time unknown: set to the scan start, SUVs of this series are not valid "
                      "(give --injection-time)")
     fields = {"injected_dose_bq": float(dose), "injection_datetime": injection, "series_datetime": scan}
-    if "isotope" in attributes:
-        from petrecon.isotopes import get_isotope
+    from petrecon.isotopes import get_isotope
 
+    if "isotope" in attributes:
         fields["isotope"] = get_isotope(str(attributes["isotope"])).name
     if "half_life_s" in attributes:
         fields["half_life_s"] = float(attributes["half_life_s"])
+    check_uptake(injection, scan, fields.get("half_life_s") or get_isotope(fields.get("isotope", "F18")).half_life_s,
+                 "injection and scan times (--injection-time, --scan-time or the study's)")
     weight = patient_weight_kg if patient_weight_kg is not None else attributes.get("patient_weight_kg")
     if weight is not None:
-        fields["patient_weight_kg"] = float(weight)
+        fields["patient_weight_kg"] = check_parameter("weight_kg", float(weight), label="patient weight (--weight-kg "
+                                                                                       "or the study's)")
     return fields, notes
 
 

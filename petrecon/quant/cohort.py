@@ -70,8 +70,18 @@ def read_lesions(path: str | os.PathLike) -> list[Lesion]:
     path = Path(path)
     if not path.is_file():
         raise FormatError(path, "file", "does not exist")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
+    try:
+        return _read_lesion_rows(path)
+    except UnicodeDecodeError as error:
+        raise FormatError(path, "encoding", f"byte {error.start} is not UTF-8 text; save the table as UTF-8 "
+                                            "CSV") from None
+    except csv.Error as error:
+        raise FormatError(path, "CSV", str(error)) from None
+
+
+def _read_lesion_rows(path: Path) -> list[Lesion]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, restval="")
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise FormatError(path, "header", f"lacks the column(s) {', '.join(missing)}; needs {', '.join(COLUMNS)}")

@@ -72,6 +72,16 @@ def roi_mask(grid: ImageGrid, spec: str, patient_to_gantry: np.ndarray | None = 
         mask = box_mask(grid, points.min(axis=0), points.max(axis=0))
     if not mask.any():
         raise ParameterError(f"ROI {spec!r} holds no voxel of the image")
+    low, high = (points[0] - values[3], points[0] + values[3]) if shape == "sphere" else \
+        (points.min(axis=0), points.max(axis=0))
+    for axis, name in enumerate("xyz"):
+        centres = grid.voxel_centres_mm(axis)
+        half = grid.voxel_size_mm[axis] / 2
+        start, stop = float(centres.min()) - half, float(centres.max()) + half
+        if low[axis] < start - half or high[axis] > stop + half:
+            raise ParameterError(f"ROI {spec!r} reaches beyond the image along {name} ({low[axis]:g} .. "
+                                 f"{high[axis]:g} mm, gantry axes; the image spans {start:g} .. {stop:g} mm): "
+                                 "its statistics would cover only part of it")
     return mask
 
 
@@ -99,7 +109,7 @@ def volume_roi_mask(volume: Volume, spec: str) -> np.ndarray:
 def voi_record(name: str, volume: Volume, mask: np.ndarray) -> dict:
     """The record of one VOI (any mask on the volume's grid), named ``name``; positions in patient coordinates."""
     frame = volume_patient_frame(volume.metadata)
-    stats = voi_statistics(volume, mask)
+    stats = voi_statistics(volume, mask, name=name)
     return {"roi": name, "suv_max": stats.max, "suv_mean": stats.mean, "suv_peak": stats.peak,
             "suv_sd": stats.sd, "volume_ml": stats.volume_ml, "tlg": stats.tlg, "n_voxels": stats.n_voxels,
             "max_position_mm": tuple(float(v) for v in gantry_to_patient(stats.max_position_mm, *frame)),

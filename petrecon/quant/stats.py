@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
+from petrecon.checks import check_voi_values
 from petrecon.errors import ParameterError
 from petrecon.volume import Volume
 
@@ -86,8 +87,14 @@ def _position_mm(volume: Volume, index: tuple[int, ...]) -> tuple[float, float, 
     return tuple(float(volume.grid.voxel_centres_mm(axis)[index[axis]]) for axis in range(3))
 
 
-def voi_statistics(volume: Volume, mask: np.ndarray, peak_diameter_mm: float = PEAK_DIAMETER_MM) -> VoiStatistics:
-    """Max, mean, SD, peak, volume and TLG of the VOI ``mask``.
+def voi_statistics(volume: Volume, mask: np.ndarray, peak_diameter_mm: float = PEAK_DIAMETER_MM, *,
+                   name: str = "") -> VoiStatistics:
+    """Max, mean, SD, peak, volume and TLG of the VOI ``mask`` (``name`` for messages).
+
+    Raises
+    ------
+    ParameterError
+        An empty mask, one of another shape, or NaN or infinite voxels in the VOI.
 
     Examples
     --------
@@ -105,6 +112,7 @@ def voi_statistics(volume: Volume, mask: np.ndarray, peak_diameter_mm: float = P
     if not mask.any():
         raise ParameterError("the VOI holds no voxel")
     values = np.asarray(volume.data, float)[mask]
+    check_voi_values(values, name)
     masked = np.where(mask, volume.data, -np.inf)
     hottest = np.unravel_index(int(np.argmax(masked)), mask.shape)
     peaks = peak_map(volume, mask, peak_diameter_mm)

@@ -14,7 +14,10 @@ Facts from reference/quantification.md (section "SUV from DICOM"):
 - Injection: RadiopharmaceuticalStartDateTime (0018,1078) preferred; a
   time-only RadiopharmaceuticalStartTime (0018,1072) takes the scan date, one
   day earlier when it would fall after the scan (injection before midnight,
-  scan after it).
+  scan after it), refused when that day earlier means more than
+  ``MAX_MIDNIGHT_UPTAKE_H`` hours of uptake (a mistyped time, not midnight).
+  Uptake times over :data:`petrecon.checks.MAX_UPTAKE_HALF_LIVES` half-lives
+  are refused.
 - ``CNTS`` (Philips): private SUV factor (7053,1000), else the Bq/ml scale
   (7053,1009) followed by the BQML logic. ``GML``: the values already are SUVbw.
 - The half-life used is the header's RadionuclideHalfLife (0018,1075): the one
@@ -36,12 +39,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from petrecon.errors import FormatError
+from petrecon.checks import check_uptake
+from petrecon.errors import FormatError, ParameterError
 from petrecon.quant.suv import Patient, decayed_dose_bq, normaliser
 from petrecon.volume import Volume
 
 GE_PRIVATE_CREATOR = "GEMS_PETD_01"
 PHILIPS_PRIVATE_CREATOR = "Philips PET Private Group"
+#: A time-only injection after the scan time is taken as the previous day only up to this uptake (hours).
+MAX_MIDNIGHT_UPTAKE_H = 12.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,10 @@ class _Header:
         return FormatError(self.source, field, message)
 
     def optional(self, keyword: str, dataset: Any = None) -> Any:
-        value = (self.dataset if dataset is None else dataset).get(keyword)
+        try:
+            value = (self.dataset if dataset is None else dataset).get(keyword)
+        except (ValueError, TypeError, OverflowError) as error:  # pydicom converts on access
+            raise self.error(keyword, f"unreadable ({' '.join(str(error).split())})") from None
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         return value
@@ -97,8 +106,12 @@ class _Header:
         return value
 
     def positive(self, keyword: str, tag: str, why: str, dataset: Any = None) -> float:
-        value = float(self.required(keyword, tag, why, dataset))
-        if not value > 0:
+        raw = self.required(keyword, tag, why, dataset)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise self.error(f"{keyword} {tag}", f"is {str(raw)!r}, not a number; needed for {why}") from None
+        if not value > 0 or not math.isfinite(value):
             raise self.error(f"{keyword} {tag}", f"is {value}; must be positive for {why}")
         return value
 
@@ -137,6 +150,8 @@ def parse_dicom_time(text: str) -> timedelta:
     if not whole.isdigit() or len(whole) not in (2, 4, 6):
         raise ValueError(f"not a DICOM time: {text!r}")
     hours, minutes, seconds = int(whole[:2]), int(whole[2:4] or 0), int(whole[4:6] or 0)
+    if hours > 23 or minutes > 59 or seconds > 60:
+        raise ValueError(f"not a time of day: {text!r}")
     return timedelta(hours=hours, minutes=minutes, seconds=seconds, microseconds=int(round(float(f"0.{fraction or 0}") * 1e6)))
 
 
@@ -206,6 +221,11 @@ def _injection_time(header: _Header, drug: Any, scan: datetime) -> datetime:
         raise header.error("RadiopharmaceuticalStartTime (0018,1072)", f"unreadable ({error})") from None
     if injection > scan:  # injected before midnight, scanned after it
         injection -= timedelta(days=1)
+        if scan - injection > timedelta(hours=MAX_MIDNIGHT_UPTAKE_H):
+            raise header.error("RadiopharmaceuticalStartTime (0018,1072)",
+                               f"{start_time} is after the scan time {scan.time().isoformat()} and no "
+                               "RadiopharmaceuticalStartDateTime gives its date; the previous day would mean "
+                               f"{(scan - injection).total_seconds() / 3600:.1f} h of uptake")
     return injection
 
 
@@ -294,10 +314,10 @@ def suv_from_dicom(dataset: Any, normalisation: str = "bw", *, source: str = "DI
     half_life_s = header.positive("RadionuclideHalfLife", "(0018,1075)", "decaying the dose", drug)
     scan, scan_source = _scan_time(header, half_life_s)
     injection = _injection_time(header, drug, scan)
-    elapsed_s = (scan - injection).total_seconds()
-    if elapsed_s < 0:
-        raise header.error("RadiopharmaceuticalStartDateTime (0018,1078)",
-                           f"injection {injection.isoformat()} is after the scan {scan.isoformat()}")
+    try:
+        elapsed_s = check_uptake(injection, scan, half_life_s, "injection")
+    except ParameterError as error:
+        raise header.error("RadiopharmaceuticalStartDateTime (0018,1078)", str(error)) from None
     decayed = decayed_dose_bq(dose_bq, elapsed_s, half_life_s)
     factor = scale * normaliser(patient, normalisation) / decayed
     return DicomSuv(factor, normalisation, units, scan_source, scan, injection, decayed)

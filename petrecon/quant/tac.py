@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from petrecon.checks import check_voi_values
 from petrecon.errors import ParameterError
 from petrecon.io.atomic import atomic_output
 from petrecon.volume import Volume
@@ -80,6 +81,7 @@ def time_activity_curves(volumes: Sequence[Volume], starts_s: Sequence[float], d
             if volume.grid != volumes[0].grid:
                 raise ParameterError(f"frame {index} is on another grid than frame 0")
             values = np.asarray(volume.data)[mask].astype(np.float64)
+            check_voi_values(values, f"{name!r} in frame {index}")
             offset = decay_weighted_frame_time_s(duration, half_life_s) if half_life_s else duration / 2.0
             points.append(TacPoint(name, index, float(start), float(duration), float(start) + offset,
                                    float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0,

@@ -33,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from petrecon.backend import array_module
+from petrecon.checks import check_parameter
 from petrecon.errors import ParameterError
 from petrecon.operators import LinearOperator, gaussian_post_filter
 from petrecon.recon.subsets import view_subsets
@@ -65,12 +66,12 @@ class OsemProtocol:
     post_filter_fwhm_mm: float = 5.0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.n_iterations, (int, np.integer)) and self.n_iterations >= 1):
-            raise ParameterError(f"n_iterations must be an integer >= 1, got {self.n_iterations!r}")
-        if not (isinstance(self.n_subsets, (int, np.integer)) and self.n_subsets >= 1):
-            raise ParameterError(f"n_subsets must be an integer >= 1, got {self.n_subsets!r}")
-        if not (np.isfinite(self.post_filter_fwhm_mm) and 0 <= self.post_filter_fwhm_mm <= 100):
-            raise ParameterError(f"post_filter_fwhm_mm must be between 0 and 100 mm, got {self.post_filter_fwhm_mm!r}")
+        for name, value, limit in (("n_iterations", self.n_iterations, "iterations"),
+                                   ("n_subsets", self.n_subsets, "subsets")):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ParameterError(f"{name} must be an integer, got {value!r}")
+            check_parameter(limit, value, label=name)
+        check_parameter("fwhm_mm", self.post_filter_fwhm_mm, label="post_filter_fwhm_mm")
 
     def to_dict(self) -> dict:
         """Plain dict for provenance records."""

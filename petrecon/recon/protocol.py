@@ -53,12 +53,17 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from petrecon.checks import check_memory, check_parameter
 from petrecon.errors import FormatError, ParameterError
 from petrecon.io.atomic import atomic_output
 from petrecon.recon.osem import OsemProtocol
 
 PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocols"
 WHOLE_BODY_METHODS = ("stitched", "joint")
+
+
+#: float32 images OSEM holds at once (estimate, sensitivities per subset, update): for the memory check.
+IMAGE_COPIES = 16
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,13 @@ class ReconstructionProtocol:
         if self.whole_body not in WHOLE_BODY_METHODS:
             raise ParameterError(f"the whole-body method must be one of {', '.join(WHOLE_BODY_METHODS)}, "
                                  f"got {self.whole_body!r}")
-        if not 0 <= self.psf_fwhm_mm <= 20:
-            raise ParameterError(f"psf_fwhm_mm must be between 0 and 20 mm, got {self.psf_fwhm_mm}")
-        if self.calibration_bq_per_ml_per_unit is not None and not self.calibration_bq_per_ml_per_unit > 0:
-            raise ParameterError("the calibration factor must be > 0")
+        check_parameter("psf_fwhm_mm", self.psf_fwhm_mm, label="psf_fwhm_mm")
+        if self.calibration_bq_per_ml_per_unit is not None:
+            check_parameter("calibration", self.calibration_bq_per_ml_per_unit, label="calibration bq_per_ml_per_unit")
         if (self.image_shape is None) != (self.voxel_size_mm is None):
             raise ParameterError("give both image shape and voxel_size_mm, or neither")
+        if self.image_shape is not None:
+            check_memory(self.image_shape, "the image shape", copies=IMAGE_COPIES)
 
     @classmethod
     def from_toml(cls, text: str, source: str = "<protocol>") -> "ReconstructionProtocol":

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from petrecon.checks import check_correction, check_mu_map, check_parameter, check_result
 from petrecon.errors import ParameterError
 from petrecon.geometry import SinogramLayout
 from petrecon.geometry.patient import check_patient_position, study_bed_position_mm
@@ -152,14 +153,18 @@ def study_model(container: Container, protocol: ReconstructionProtocol = Reconst
     layout = container.layout
     if layout is None or "prompts" not in container.sinograms:
         raise ParameterError("the study has no prompts sinogram (and layout) to reconstruct")
+    source = study_source(container)
     prompts = np.asarray(container.sinograms["prompts"], dtype=np.float32)
+    check_correction("prompts", prompts, source)
     corrections = protocol.corrections
     duration_s = _attribute(container, "duration_s", float)
     corrected: list[str] = []
 
     efficiency = np.ones(layout.shape, np.float32)
     if corrections.normalisation:
-        efficiency *= _normalisation(container, normalisation)
+        norm = _normalisation(container, normalisation)
+        check_correction("normalisation", norm, source)
+        efficiency *= norm
         corrected.append("NORM")
     if corrections.dead_time and "deadtime_factors" in container.sinograms:
         efficiency *= _sinogram(container, "deadtime_factors", "dead-time")
@@ -173,7 +178,11 @@ def study_model(container: Container, protocol: ReconstructionProtocol = Reconst
     scatter_mu = _scatter_mu(container, mu) if estimate_scatter else None
     if estimate_scatter and scatter_mu is None:
         raise ParameterError("scatter estimation needs a mu-map (give one, or turn scatter correction off)")
+    if mu is not None:
+        check_mu_map(mu.data, str(mu.metadata.get("series") or "the mu-map"))
     acf = _attenuation(container, mu, layout) if corrections.attenuation or estimate_scatter else None
+    if acf is not None:
+        check_correction("attenuation_factors", acf, source)
     multiplicative = efficiency * np.float32(duration_s)
     if corrections.attenuation:
         multiplicative = multiplicative * acf
@@ -182,9 +191,12 @@ def study_model(container: Container, protocol: ReconstructionProtocol = Reconst
     randoms = np.zeros(layout.shape, np.float32)
     if corrections.randoms:
         randoms = _randoms(container, layout)
+        check_correction("randoms", randoms, source)
         corrected.append("RAN")
     scatter = np.asarray(container.sinograms["scatter"], np.float32) if corrections.scatter and not estimate_scatter \
         else None
+    if scatter is not None:
+        check_correction("scatter", scatter, source)
     return StudyModel(layout, _image_grid(protocol, layout), prompts, efficiency, multiplicative, acf, randoms,
                       scatter, scatter_mu, corrected, duration_s)
 
@@ -249,7 +261,14 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
                                                            source="study attribute patient_position"),
                 "bed_position_mm": study_bed_position_mm(container.attributes)}
     volume = Volume((image * np.float32(scale)).astype(np.float32), model.grid, metadata)
+    check_result(volume.data, study_source(container))
     return StudyReconstruction(volume, tuple(corrected), scatter)
+
+
+def study_source(container: Container) -> str:
+    """The file a study was read from (for messages), else ``the study``."""
+    inputs = container.provenance.get("inputs_read") or []
+    return str(inputs[0]) if inputs else "the study"
 
 
 def scatter_rounds(model: StudyModel, protocol: ReconstructionProtocol) -> int:
@@ -321,13 +340,17 @@ def _randoms(container: Container, layout) -> np.ndarray:
 
 def calibration_factor(container: Container, protocol: ReconstructionProtocol) -> float:
     """Bq/ml per image unit: the protocol's, else the study's, else the simulator's (module docstring)."""
-    if protocol.calibration_bq_per_ml_per_unit is not None:
-        return protocol.calibration_bq_per_ml_per_unit
     attributes = container.attributes
-    if "calibration_bq_per_ml_per_unit" in attributes:
-        return float(attributes["calibration_bq_per_ml_per_unit"])
-    if "sensitivity_cps_per_bq_per_ml_mm" in attributes:
-        return 1.0 / float(attributes["sensitivity_cps_per_bq_per_ml_mm"])
+    if protocol.calibration_bq_per_ml_per_unit is not None:
+        factor = protocol.calibration_bq_per_ml_per_unit
+    elif "calibration_bq_per_ml_per_unit" in attributes:
+        factor = float(attributes["calibration_bq_per_ml_per_unit"])
+    elif "sensitivity_cps_per_bq_per_ml_mm" in attributes:
+        factor = 1.0 / float(attributes["sensitivity_cps_per_bq_per_ml_mm"])
+    else:
+        factor = None
+    if factor is not None:
+        return check_parameter("calibration", factor, label=f"{study_source(container)}: calibration")
     raise ParameterError("no calibration: set [calibration] bq_per_ml_per_unit in the protocol "
                          "(the scanner's cross-calibration factor from a uniform cylinder)")
 
