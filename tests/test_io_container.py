@@ -100,8 +100,11 @@ def test_nifti_export_puts_voxels_at_their_ras_positions(tmp_path):
     path = write_nifti(tmp_path / "mu.nii.gz", volume)
     image = nibabel.load(path)
     np.testing.assert_array_equal(np.asarray(image.dataobj), volume.data.astype(np.float32))
-    # voxel (1, 2, 3) is at scanner (x, y, z); HFS: RAS = (-x, -y, z)
+    # voxel (1, 2, 3) is at gantry (x, y, z); HFS at bed 0: LPS = (x, y, -z), so RAS = (-x, -y, -z)
     x, y, z = np.array(volume.grid.origin_mm) + np.array(volume.grid.voxel_size_mm) * [1, 2, 3]
-    np.testing.assert_allclose(image.affine @ [1, 2, 3, 1], [-x, -y, z, 1])
+    np.testing.assert_allclose(image.affine @ [1, 2, 3, 1], [-x, -y, -z, 1])
+    # a bed position of 100 mm moves S (RAS z) by +100 mm
+    shifted = nibabel.load(write_nifti(tmp_path / "bed.nii.gz", volume, bed_position_mm=100.0))
+    np.testing.assert_allclose(shifted.affine @ [1, 2, 3, 1], [-x, -y, 100.0 - z, 1])
     with pytest.raises(PetreconError, match="exists"):
         write_nifti(path, volume)

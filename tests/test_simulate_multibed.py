@@ -33,7 +33,9 @@ def test_each_bed_sees_only_its_axial_window_of_the_phantom():
                                                             "radius_mm": 6.0}]}]})
     study = simulate_whole_body(phantom, n_beds=2, overlap_percent=0.0, duration_s=60.0, frame_start_s=600.0,
                                 **FAST)
-    assert study.bed_offsets_mm().tolist() == [16.0, -16.0]
+    # head first supine: the head (top, S = +16) is deep in the gantry (z = -16 at bed position 0), scanned first
+    assert study.bed_offsets_mm().tolist() == [-16.0, 16.0]
+    assert [bed.attributes["bed_position_mm"] for bed in study.beds] == [16.0, -16.0]
     top, bottom = (bed.volumes["activity_bq_per_ml"] for bed in study.beds)
     # each bed's ground truth (its scanner frame) holds its own sphere only, at the scanner centre
     assert top.data.max() > 0 and bottom.data.max() > 0
@@ -41,14 +43,15 @@ def test_each_bed_sees_only_its_axial_window_of_the_phantom():
     ratio = bottom.data.max() / top.data.max()
     decay_60_s = get_isotope("Ga68").decay_factor(60.0)
     assert ratio == pytest.approx(3.0 * decay_60_s, rel=1e-6)  # bed 1 starts 60 s later
-    # and the whole-body truth (at bed 0's start) places the spheres at their phantom positions
+    # and the whole-body truth (at bed 0's start, the gantry frame at bed position 0: z = -S) places the
+    # spheres at their phantom positions
     whole = study.volumes["activity_bq_per_ml"]
     z = whole.grid.voxel_centres_mm(2)
     profile = whole.data.sum(axis=(0, 1))
     for half in (z < 0, z > 0):
         centroid_mm = np.sum(z[half] * profile[half]) / profile[half].sum()
         assert abs(centroid_mm) == pytest.approx(16.0, abs=1e-6)
-    assert profile[np.abs(z - 16.0) < 4].sum() / profile[np.abs(z + 16.0) < 4].sum() == pytest.approx(1 / 3, rel=1e-6)
+    assert profile[np.abs(z + 16.0) < 4].sum() / profile[np.abs(z - 16.0) < 4].sum() == pytest.approx(1 / 3, rel=1e-6)
 
 
 def test_beds_count_the_activity_decayed_to_their_start():
@@ -80,16 +83,16 @@ def test_simulate_and_recon_commands_handle_whole_body_studies(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "bed 1    table" in printed and "wb.bed1.h5" in printed
     study = read_whole_body(out)
-    assert study.bed_offsets_mm().tolist() == [12.0, -12.0]
+    assert study.bed_offsets_mm().tolist() == [-12.0, 12.0]   # head first: the head bed is deepest (-z)
     protocol = tmp_path / "fast.toml"
     protocol.write_text("[osem]\nn_iterations = 1\nn_subsets = 2\n[image]\nshape = [24, 24, 16]\n"
                         "voxel_size_mm = [10.0, 10.0, 2.0]\n")
     recon = tmp_path / "recon.h5"
     assert main(["recon", str(out), "--protocol", str(protocol), "--out", str(recon), "--quiet"]) == 0
-    assert "2 beds at 12, -12 mm" in capsys.readouterr().out
+    assert "2 beds at -12, 12 mm" in capsys.readouterr().out
     volume = read_container(recon).volumes["activity_bq_per_ml"]
     assert volume.grid.shape == (24, 24, 28)  # 16 planes + 12 planes of bed step
-    assert read_container(recon).provenance["bed_offsets_mm"] == [12.0, -12.0]
+    assert read_container(recon).provenance["bed_offsets_mm"] == [-12.0, 12.0]
     assert main(["recon", str(out), "--protocol", str(protocol), "--out", str(recon), "--quiet"]) == 2
     assert "exists" in capsys.readouterr().err
     dicom = tmp_path / "dicom"
@@ -102,6 +105,6 @@ def test_simulate_and_recon_commands_handle_whole_body_studies(tmp_path, capsys)
     joint = tmp_path / "joint.h5"
     assert main(["recon", str(out), "--protocol", str(protocol), "--whole-body", "joint", "--out", str(joint),
                  "--quiet"]) == 0
-    assert "2 beds at 12, -12 mm, reconstructed jointly" in capsys.readouterr().out
+    assert "2 beds at -12, 12 mm, reconstructed jointly" in capsys.readouterr().out
     assert read_container(joint).volumes["activity_bq_per_ml"].grid.shape == (24, 24, 28)
     assert read_container(joint).provenance["protocol"]["whole_body"] == "joint"

@@ -88,8 +88,25 @@ class PetsirdScan:
                               f"{self.scanner.n_crystals_per_ring} crystals do not match layout scanner "
                               f"{layout.scanner.name}")
         first, second = self.elements[:, 0], self.elements[:, 1]
-        return crystal_pairs_to_listmode_address(layout, self.ring[first], self.crystal[first], self.ring[second],
-                                                 self.crystal[second])
+        crystal = self.layout_crystals(layout)
+        return crystal_pairs_to_listmode_address(layout, self.ring[first], crystal[first], self.ring[second],
+                                                 crystal[second])
+
+    def layout_crystals(self, layout: SinogramLayout) -> np.ndarray:
+        """The crystal of ``layout``'s scanner nearest in angle to each element (the scanner's own numbering).
+
+        PETSIRD numbers nothing: its elements are placed by transforms. A
+        registry scanner numbers its crystals as the real scanner does
+        (:mod:`petrecon.geometry.scanner`), so elements are matched to those
+        crystals by their angle about the axis.
+        """
+        n_crystals = self.scanner.n_crystals_per_ring
+        first_element = np.zeros(n_crystals, np.int64)
+        first_element[self.crystal[::-1]] = np.arange(self.crystal.size)[::-1]   # one element per crystal index
+        centres = self.element_centres_mm[first_element]
+        angle = np.arctan2(centres[:, 1], centres[:, 0])
+        difference = np.angle(np.exp(1j * (angle[:, None] - layout.scanner.crystal_angles_rad()[None, :])))
+        return np.argmin(np.abs(difference), axis=1).astype(np.int64)[self.crystal]
 
     def listmode_words(self, layout: SinogramLayout) -> np.ndarray:
         """A PETLINK word stream of the events (time tags per ms) for :func:`histogram_listmode`.

@@ -47,7 +47,7 @@ def detector_fwhm_mm(scanner: ScannerGeometry) -> float:
     --------
     >>> from petrecon.geometry import get_scanner
     >>> round(detector_fwhm_mm(get_scanner("mmr")), 2)
-    4.06
+    4.05
     """
     pitch_mm = 2.0 * math.pi * scanner.radius_mm / scanner.n_crystals_per_ring
     return 1.25 * math.sqrt((pitch_mm / 2.0) ** 2 + (0.0044 * scanner.radius_mm) ** 2 + BLOCK_DECODING_MM**2)
