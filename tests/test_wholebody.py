@@ -61,7 +61,7 @@ def test_stitched_cylinder_spans_all_beds_on_one_grid(cylinder):
     grid = result.volume.grid
     z = grid.voxel_centres_mm(2)
     offsets = study.bed_offsets_mm()
-    assert offsets.tolist() == pytest.approx([44.8, 0.0, -44.8])
+    assert offsets.tolist() == pytest.approx([-44.8, 0.0, 44.8])   # head first: the head bed is deepest (-z)
     assert z[0] == pytest.approx(GRID.origin_mm[2] + offsets.min())
     assert z[-1] <= GRID.voxel_centres_mm(2)[-1] + offsets.max() < z[-1] + GRID.voxel_size_mm[2]
     assert result.volume.metadata["units"] == "Bq/ml" and result.volume.metadata["decay_correction"] == "START"
@@ -146,9 +146,10 @@ def _max_near(volume, centre_mm, radius_mm=10.0):
 
 def test_lesion_in_an_overlap_has_the_suvmax_of_a_lesion_mid_bed(lesions):
     study, result = lesions
-    assert study.bed_offsets_mm().tolist() == [20.0, -20.0]  # overlap -12 .. 12 mm, bed 0's centre at 20 mm
+    # overlap -12 .. 12 mm; bed 0 (the head, S > 0) is centred at whole-body z = -20 mm (HFS: z = -S)
+    assert study.bed_offsets_mm().tolist() == [-20.0, 20.0]
     in_overlap = _max_near(result.volume, (-40.0, 0.0, 0.0))
-    mid_bed = _max_near(result.volume, (40.0, 0.0, 20.0))
+    mid_bed = _max_near(result.volume, (40.0, 0.0, -20.0))
     # noise-free, both spheres centred on a plane at the same radius: what remains is the recovery of a sphere 12 mm
     # from two bed ends against the middle of one bed (measured +1.9 %, with or without scatter correction;
     # the same sphere mid-bed at the other radius: -0.05 %); "the same within noise": 3 % is half the SUVmax noise of a
@@ -191,7 +192,7 @@ def test_joint_reconstruction_is_flat_calibrated_and_decay_corrected(cylinder, j
 def test_joint_reconstruction_shows_the_same_overlap_lesion_recovery_as_stitching(lesions):
     study, stitched = lesions
     joint = reconstruct_whole_body(study, JOINT, progress=False)
-    ratios = [_max_near(result.volume, (-40.0, 0.0, 0.0)) / _max_near(result.volume, (40.0, 0.0, 20.0))
+    ratios = [_max_near(result.volume, (-40.0, 0.0, 0.0)) / _max_near(result.volume, (40.0, 0.0, -20.0))
               for result in (stitched, joint)]
     # noise-free: the +1.9 % of the stitched overlap lesion (test above) is also in the joint image (measured
     # +2.1 %): it comes from the data near the bed ends (LORs of small ring difference only), not from stitching
@@ -209,9 +210,9 @@ def test_one_dicom_series_spans_all_beds_with_the_first_bed_start(cylinder, tmp_
     assert len({ds.SeriesInstanceUID for ds in datasets}) == 1
     positions = np.array(sorted(float(ds.ImagePositionPatient[2]) for ds in datasets))
     assert np.allclose(np.diff(positions), GRID.voxel_size_mm[2], atol=1e-3)
-    # the slices span every bed: from the lowest bed's first plane to the top bed's last (HFS: z up to the head)
+    # the slices span every bed: HFS at bed position 0 (the whole-body frame), S = -z
     z = result.volume.grid.voxel_centres_mm(2)
-    assert positions[0] == pytest.approx(z[0], abs=1e-3) and positions[-1] == pytest.approx(z[-1], abs=1e-3)
+    assert positions[0] == pytest.approx(-z[-1], abs=1e-3) and positions[-1] == pytest.approx(-z[0], abs=1e-3)
     assert positions[-1] - positions[0] > 2 * LAYOUT.scanner.axial_fov_mm
     first = datasets[0]
     assert first.DecayCorrection == "START"
@@ -227,7 +228,7 @@ def test_inconsistent_beds_are_refused_with_clear_errors(cylinder):
     with pytest.raises(ParameterError, match="bed 1 was acquired on test with layout .* share scanner and layout"):
         check_beds(mixed)
     gap = WholeBodyStudy([study.beds[0], Container(layout=LAYOUT, attributes={
-        **study.beds[1].attributes, "bed_offset_mm": -40.0})])
+        **study.beds[1].attributes, "bed_offset_mm": 40.0})])
     with pytest.raises(ParameterError, match=r"leave gaps of \[20.8\] mm"):
         check_beds(gap)
     isotope = WholeBodyStudy([study.beds[0], Container(layout=LAYOUT, attributes={
