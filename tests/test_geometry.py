@@ -81,7 +81,7 @@ def test_unmashed_endpoints_on_the_block_faces(name):
     xstart, xend = layout.lor_endpoints_mm(sinograms=np.array([0, layout.n_sinograms - 1]))
     # crystals on flat block faces: between the face radius and the radius of the outermost crystal centre
     n_active = scanner.crystals_per_block - scanner.gap_crystals_per_block
-    corner = np.hypot(scanner.radius_mm, (n_active - 1) / 2 * scanner.face_crystal_pitch_mm)
+    corner = np.hypot(scanner.radius_mm, (n_active - 1) / 2 * (scanner.crystal_pitch_mm or 0.0))
     for end in (xstart, xend):
         radius = np.hypot(end[..., 0], end[..., 1])
         # float32 coordinates of ~400 mm: rounding ~5e-5 mm, well inside 1e-3 mm.

@@ -23,6 +23,8 @@ Conventions (the gantry frame)
   ``crystal_pitch_mm`` along the face, centred on it, in increasing angle.
   Gap crystals are placed on the circle at the block boundary (they detect
   nothing; their position only keeps the index arithmetic of bins regular).
+  A scanner without a ``crystal_pitch_mm`` (the synthetic ``test`` scanner,
+  PETSIRD rings) has every crystal on the circle, ``2 pi / n`` apart.
 * Ring ``r`` sits at ``z = (r - (n_rings - 1) / 2) * ring_spacing_mm``: ring 0
   is the deepest ring in the gantry (NiftyPET ``axial_lut`` ring z
   increasing with the ring number; its images have S = -z for a head-first
@@ -130,7 +132,8 @@ class ScannerGeometry:
         means ``pi * radius_mm / n_crystals_per_ring`` (half the crystal pitch).
     crystal_pitch_mm : float or None
         Transaxial distance between neighbouring crystal centres on a block
-        face; None means the arc length ``2 pi radius_mm / n_crystals_per_ring``.
+        face; None: no block faces, every crystal on the circle at equal
+        angles (the ring model of a generic scanner).
     angular_offset_rad : float
         Rotation of the whole detector ring from the nominal block angles
         (module docstring), towards increasing angle.
@@ -198,13 +201,6 @@ class ScannerGeometry:
         """Transaxial blocks per ring."""
         return self.n_crystals_per_ring // self.crystals_per_block
 
-    @property
-    def face_crystal_pitch_mm(self) -> float:
-        """Distance between neighbouring crystal centres on a block face (mm)."""
-        if self.crystal_pitch_mm is not None:
-            return self.crystal_pitch_mm
-        return float(2 * np.pi * self.radius_mm / self.n_crystals_per_ring)
-
     def block_angles_rad(self) -> np.ndarray:
         """Angle of each block's face centre, shape ``(n_blocks,)`` (module docstring)."""
         return (-np.pi / 2 + 2 * np.pi * (np.arange(self.n_blocks) + 0.5) / self.n_blocks
@@ -233,11 +229,13 @@ class ScannerGeometry:
         position = np.arange(self.n_crystals_per_ring) % self.crystals_per_block
         block_angle = self.block_angles_rad()[np.arange(self.n_crystals_per_ring) // self.crystals_per_block]
         offset = position - (n_active - 1) / 2.0        # in crystals from the block centre
+        circle_angle = block_angle + offset * 2 * np.pi / self.n_crystals_per_ring
+        on_circle = self.radius_mm * np.stack([np.cos(circle_angle), np.sin(circle_angle)], axis=-1)
+        if self.crystal_pitch_mm is None:
+            return on_circle
         radial = np.stack([np.cos(block_angle), np.sin(block_angle)], axis=-1)
         tangent = np.stack([-np.sin(block_angle), np.cos(block_angle)], axis=-1)
-        on_face = self.radius_mm * radial + (offset * self.face_crystal_pitch_mm)[:, None] * tangent
-        gap_angle = block_angle + offset * 2 * np.pi / self.n_crystals_per_ring
-        on_circle = self.radius_mm * np.stack([np.cos(gap_angle), np.sin(gap_angle)], axis=-1)
+        on_face = self.radius_mm * radial + (offset * self.crystal_pitch_mm)[:, None] * tangent
         return np.where(self.is_gap_crystal()[:, None], on_circle, on_face)
 
     def ring_z_mm(self) -> np.ndarray:
