@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from petrecon.attenuation.ct import ct_mu_map_on_grid
 from petrecon.attenuation.dixon import dixon_mu_map, segment_dixon
 from petrecon.geometry import SinogramLayout, get_scanner
+from petrecon.geometry.patient import patient_to_gantry, volume_patient_frame
 from petrecon.io.container import Container
 from petrecon.quant.suv import Patient, suv_factor
 from petrecon.quant.roi import sphere_mask
@@ -30,7 +31,7 @@ from petrecon.volume import ImageGrid, Volume
 
 @dataclass(frozen=True)
 class SphereRegion:
-    """A spherical VOI and the tissue it samples (``soft tissue``, ``bone``, ``lung``)."""
+    """A spherical VOI (centre in patient coordinates, LPS mm) and the tissue it samples (``soft tissue``, ``bone``, ``lung``)."""
 
     name: str
     centre_mm: tuple[float, float, float]
@@ -83,7 +84,8 @@ def compare_attenuation(study: Container, mu_ct: Volume, mu_dixon: Volume, regio
     mu_ct, mu_dixon : Volume
         The two mu-maps (cm^-1), each on a grid covering the patient.
     regions : list of SphereRegion
-        VOIs to compare.
+        VOIs to compare, in patient coordinates: placed in the reconstruction's
+        gantry frame by its patient and bed position (:mod:`petrecon.geometry.patient`).
     suv_per_bq_per_ml : float
         SUV factor (body weight / decayed dose), the same for both.
     protocol : ReconstructionProtocol
@@ -91,8 +93,9 @@ def compare_attenuation(study: Container, mu_ct: Volume, mu_dixon: Volume, regio
     """
     volumes = [reconstruct_study(study, protocol, mu=mu, progress=progress).volume for mu in (mu_ct, mu_dixon)]
     rows = []
+    frame = volume_patient_frame(volumes[0].metadata)
     for region in regions:
-        mask = sphere_mask(volumes[0].grid, region.centre_mm, region.radius_mm)
+        mask = sphere_mask(volumes[0].grid, patient_to_gantry(region.centre_mm, *frame), region.radius_mm)
         stats = [voi_statistics(volume, mask) for volume in volumes]
         rows.append(RegionBias(region, stats[0].max * suv_per_bq_per_ml, stats[1].max * suv_per_bq_per_ml,
                                stats[0].mean * suv_per_bq_per_ml, stats[1].mean * suv_per_bq_per_ml))
