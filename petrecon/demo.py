@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,15 @@ class DemoResult:
         return lines
 
 
+def _check_writable_folder(folder: Path) -> None:
+    """Refuse, before minutes of work, a folder that is a file or that cannot be created or written."""
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"{folder}: is a file, not a folder for the demo outputs")
+    existing = next(parent for parent in (folder, *folder.absolute().parents) if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ParameterError(f"{folder}: cannot write there ({existing} is not a writable folder)")
+
+
 def run_demo(output_dir: str | Path = "petrecon-demo", *, full: bool | None = None,
              sampling: DemoSampling | None = None, protocol: ReconstructionProtocol | None = None,
              activity_mbq: float | None = None, duration_s: float = DEFAULT_DURATION_S, seed: int = 0,
@@ -257,6 +267,7 @@ def run_demo(output_dir: str | Path = "petrecon-demo", *, full: bool | None = No
     if existing and not overwrite:
         raise ParameterError(f"{output_dir} already holds demo outputs ({', '.join(existing)}); "
                              "pass --overwrite to replace them")
+    _check_writable_folder(output_dir)
     sampling = sampling or (full_mmr_sampling() if (default_is_full() if full is None else full)
                             else reduced_mmr_sampling())
     protocol = dataclasses.replace(protocol or clinical_protocol(), image_shape=sampling.grid.shape,

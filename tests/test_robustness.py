@@ -447,3 +447,30 @@ def test_random_listmode_headers_and_words_give_a_histogram_or_a_petrecon_error(
         histogram_listmode_to_container(folder / "scan.l", default_layout("test"), folder / "s.h5", progress=False)
     except PetreconError:
         assert not (folder / "s.h5").exists()
+
+
+def test_demo_refuses_an_unwritable_output_folder_before_any_work(tmp_path):
+    from petrecon.demo import run_demo
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PetreconError, match="is a file"):
+        run_demo(blocker)
+    with pytest.raises(PetreconError, match="cannot write there"):
+        run_demo(blocker / "inside")
+
+
+def test_a_write_that_exceeds_the_file_size_limit_fails_cleanly_and_leaves_nothing(tmp_path):
+    """A full disk or ``ulimit -f``: one error line naming the output, exit 2, no crash, no partial file."""
+    import resource
+    import subprocess
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))   # 1 MB: the container needs more
+
+    result = subprocess.run([sys.executable, "-m", "petrecon", "simulate", "uniform-cylinder", "--scanner",
+                             "test", "--duration-s", "5", "--out", str(tmp_path / "x.h5"), "--quiet"],
+                            capture_output=True, text=True, preexec_fn=limit_file_size, timeout=600)
+    assert result.returncode == 2, result.stderr
+    assert "x.h5: could not be written" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -128,6 +128,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"petrecon: error: {_error_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return int(code or 0)
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,6 +22,10 @@ from petrecon.errors import PetreconError
 _COMMITTED: list[tuple[Path, Path | None]] | None = None
 
 
+
+#: What an existing output is told, from the command line and from Python alike.
+EXISTS = "exists; replace it with --overwrite (overwrite=True from Python)"
+
 def check_outputs(paths: Sequence[str | os.PathLike | None], *, overwrite: bool = False) -> None:
     """Check, before any work, that every output can be written: absent (or ``overwrite``), folder writable.
 
@@ -50,7 +54,7 @@ def _checked_target(path: str | os.PathLike, overwrite: bool) -> tuple[Path, Pat
     """The final path (checked: absent unless ``overwrite``, folder exists and is writable) and its temporary sibling."""
     final = Path(path)
     if final.exists() and not overwrite:
-        raise PetreconError(f"{final}: exists; pass overwrite=True (--overwrite) to replace it")
+        raise PetreconError(f"{final}: {EXISTS}")
     if not final.parent.is_dir():
         raise PetreconError(f"{final}: folder {final.parent} does not exist")
     if not os.access(final.parent, os.W_OK | os.X_OK):

@@ -91,8 +91,6 @@ def write_container(path: str | os.PathLike, container: Container, *, overwrite:
     >>> read_container(path).sinograms["prompts"].shape == layout.shape
     True
     """
-    import h5py
-
     path = Path(path)
     _check_sinograms(path, container)
     arrays = [(f"/sinograms/{k}", v) for k, v in container.sinograms.items()]
@@ -105,7 +103,8 @@ def write_container(path: str | os.PathLike, container: Container, *, overwrite:
             json.dumps(getattr(container, key))
         except (TypeError, ValueError) as error:
             raise FormatError(path, key, f"is not JSON-serialisable ({error})") from None
-    with atomic_output(path, overwrite=overwrite) as temporary, h5py.File(temporary, "w") as f:
+
+    def fill(f) -> None:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["attributes"] = json.dumps(container.attributes)
@@ -124,6 +123,37 @@ def write_container(path: str | os.PathLike, container: Container, *, overwrite:
             dataset.attrs["origin_mm"] = volume.grid.origin_mm
             dataset.attrs["affine"] = volume.grid.affine
             dataset.attrs["metadata"] = json.dumps(volume.metadata)
+
+    return write_hdf5_atomically(path, fill, overwrite=overwrite)
+
+
+def write_hdf5_atomically(path: str | os.PathLike, fill, *, overwrite: bool = False) -> Path:
+    """Build an HDF5 file in memory with ``fill(h5py.File)``, then write its bytes to ``path`` atomically.
+
+    libhdf5 cannot recover from a failed write to disk (a full disk, a file
+    size limit): the error it raises is followed by a crash when the file is
+    closed. Building the file in memory and writing its image with ordinary
+    file I/O turns such a failure into one clean error that names ``path``,
+    and nothing is left under the final name.
+
+    Raises
+    ------
+    PetreconError
+        When the bytes cannot be written (names ``path`` and the reason).
+    """
+    import h5py
+
+    path = Path(path)
+    with h5py.File(f"petrecon-{id(fill)}.h5", "w", driver="core", backing_store=False) as f:
+        fill(f)
+        f.flush()
+        image = f.id.get_file_image()
+    try:
+        with atomic_output(path, overwrite=overwrite) as temporary:
+            with open(temporary, "wb") as stream:
+                stream.write(image)
+    except OSError as error:
+        raise PetreconError(f"{path}: could not be written ({error.strerror or error})") from None
     return path
 
 

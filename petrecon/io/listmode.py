@@ -42,6 +42,7 @@ import numba
 import numpy as np
 
 from petrecon.errors import FormatError, ParameterError
+from petrecon.io.atomic import EXISTS
 from petrecon.geometry import SinogramLayout
 from petrecon.io import petlink
 
@@ -454,7 +455,7 @@ def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramL
             raise FormatError(source, "kind", f"is a {wrapper.kind} object, not list-mode")
         words_path, header = wrapper.payload_path, wrapper.header
     if Path(out).exists() and not overwrite:
-        raise FormatError(out, "file", "exists; pass overwrite=True (--overwrite) to replace it")
+        raise FormatError(out, "file", EXISTS)
     check_word_format(header)
     result = histogram_listmode(words_path, layout, start_s=start_s, end_s=end_s, progress=progress).check(source)
     attributes = {"frame_start_s": result.start_s, "frame_end_s": None if np.isinf(result.end_s) else result.end_s,

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from petrecon.errors import FormatError
+from petrecon.io.atomic import EXISTS
 from petrecon.io.container import Container, read_container, sha256_file, write_container
 from petrecon.volume import ImageGrid, Volume
 
@@ -187,7 +188,7 @@ def write_whole_body(path: str | os.PathLike, study: WholeBodyStudy, *, overwrit
     paths = [main.with_name(bed_file_name(main, i)) for i in range(len(study.beds))]
     for output in [main, *paths]:
         if output.exists() and not overwrite:
-            raise FormatError(output, "file", "exists; pass overwrite=True (--overwrite) to replace it")
+            raise FormatError(output, "file", EXISTS)
     for record, bed, bed_path in zip(records, study.beds, paths):
         write_container(bed_path, bed, overwrite=overwrite)
         record.update(file=bed_path.name, size_bytes=bed_path.stat().st_size, sha256=sha256_file(bed_path))

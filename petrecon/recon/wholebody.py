@@ -59,6 +59,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from petrecon.errors import ParameterError
+from petrecon.io.atomic import EXISTS
 from petrecon.io.multibed import WholeBodyStudy, whole_body_grid
 from petrecon.operators import gaussian_post_filter
 from petrecon.projectors.sinogram import SinogramProjector
@@ -325,7 +326,7 @@ def reconstruct_whole_body_to_file(path: str | os.PathLike, protocol: Reconstruc
         raise ParameterError("give an output: an HDF5 file and/or a DICOM folder")
     for target in (out, dicom):
         if target is not None and Path(target).exists() and not overwrite:
-            raise ParameterError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
+            raise ParameterError(f"{target}: {EXISTS}")
     study = read_whole_body(path)
     fields = {}
     if dicom is not None:

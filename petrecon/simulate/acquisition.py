@@ -53,6 +53,7 @@ import numpy as np
 
 from petrecon import __version__
 from petrecon.errors import ParameterError
+from petrecon.io.atomic import EXISTS
 from petrecon.geometry import SinogramLayout, default_layout
 from petrecon.geometry.patient import bed_attributes, check_patient_position
 from petrecon.io.container import Container
@@ -388,7 +389,7 @@ def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, *
     outputs = [path] + ([path.with_suffix(".l"), path.with_suffix(".l.hdr")] if settings.get("listmode") else [])
     for output in outputs:
         if output.exists() and not overwrite:
-            raise ParameterError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+            raise ParameterError(f"{output}: {EXISTS}")
         if not output.parent.is_dir():
             raise ParameterError(f"{output}: folder {output.parent} does not exist")
     study = simulate_study(phantom, **settings)

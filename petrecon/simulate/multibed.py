@@ -31,6 +31,7 @@ import numpy as np
 
 from petrecon import __version__
 from petrecon.errors import ParameterError
+from petrecon.io.atomic import EXISTS
 from petrecon.geometry import SinogramLayout, default_layout
 from petrecon.geometry.patient import bed_attributes, check_patient_position, patient_to_gantry_affine
 from petrecon.io.multibed import WholeBodyStudy, bed_file_name, whole_body_grid, write_whole_body
@@ -168,7 +169,7 @@ def simulate_whole_body_to_file(path, phantom: Phantom | str, *, overwrite: bool
     n_beds = settings.get("n_beds", 0)
     for output in [path, *(path.with_name(bed_file_name(path, b)) for b in range(int(n_beds)))]:
         if output.exists() and not overwrite:
-            raise ParameterError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+            raise ParameterError(f"{output}: {EXISTS}")
     if not path.parent.is_dir():
         raise ParameterError(f"{path}: folder {path.parent} does not exist")
     study = simulate_whole_body(phantom, **settings)

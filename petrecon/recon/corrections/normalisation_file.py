@@ -26,8 +26,7 @@ import numpy as np
 from petrecon.errors import FormatError, GeometryError, ParameterError
 from petrecon.geometry import SinogramLayout
 from petrecon.geometry.sinogram import layout_from_dict
-from petrecon.io.atomic import atomic_output
-from petrecon.io.container import Container, open_petrecon_hdf5
+from petrecon.io.container import Container, open_petrecon_hdf5, write_hdf5_atomically
 from petrecon.recon.corrections.normalisation import Normalisation, estimate_normalisation
 
 FORMAT_NAME = "petrecon-normalisation"
@@ -88,17 +87,15 @@ def write_normalisation(path: str | os.PathLike, normalisation: Normalisation, p
     >>> read_normalisation(path).radial_profile.shape
     (64,)
     """
-    import h5py
-
-    path = Path(path)
-    with atomic_output(path, overwrite=overwrite) as temporary, h5py.File(temporary, "w") as f:
+    def fill(f) -> None:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["layout"] = json.dumps(normalisation.layout.to_dict())
         f.attrs["provenance"] = json.dumps(provenance or {})
         for name in COMPONENTS:
             f.create_dataset(name, data=np.asarray(getattr(normalisation, name), np.float32))
-    return path
+
+    return write_hdf5_atomically(path, fill, overwrite=overwrite)
 
 
 def read_normalisation(path: str | os.PathLike, layout: SinogramLayout | None = None) -> Normalisation:
