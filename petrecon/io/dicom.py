@@ -539,7 +539,7 @@ _LO_MAX_CHARS = 64
 def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLike, *, injected_dose_bq: float,
                      injection_datetime: dt.datetime, series_datetime: dt.datetime,
                      frame_duration_s: float | Sequence[float], frame_start_s: Sequence[float] | None = None,
-                     isotope: str = "F18", radiopharmaceutical: str | None = None,
+                     isotope: str = "F18", radiopharmaceutical: str = UNKNOWN_TRACER,
                      patient_weight_kg: float | None = None, patient_size_m: float | None = None,
                      patient_sex: str = "O", patient_name: str = "Anonymous^", patient_id: str = "petrecon",
                      patient_birth_date: str = "", patient_position: str | None = None,
@@ -572,9 +572,9 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
         consecutive frames from it).
     isotope : str
         Radionuclide (petrecon.isotopes name).
-    radiopharmaceutical : str, optional
+    radiopharmaceutical : str
         Tracer name (Radiopharmaceutical, at most 64 characters); default
-        :data:`UNKNOWN_TRACER`, with a warning: never a guessed tracer.
+        :data:`UNKNOWN_TRACER`: never a guessed tracer.
     patient_weight_kg, patient_size_m : float, optional
         PatientWeight and PatientSize (needed for SUVbw / lean-mass SUVs).
     patient_sex : str
@@ -651,9 +651,6 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
         raise ParameterError("injected_dose_bq and frame_duration_s must be > 0, frame_start_s >= 0")
     if patient_sex not in ("M", "F", "O"):
         raise ParameterError(f"patient_sex must be M, F or O, got {patient_sex!r}")
-    if radiopharmaceutical is None:
-        LOG.warning("%s: tracer not given: Radiopharmaceutical written as %r", folder, UNKNOWN_TRACER)
-        radiopharmaceutical = UNKNOWN_TRACER
     for keyword, value in (("Radiopharmaceutical", radiopharmaceutical),
                            ("ReconstructionMethod", reconstruction_method or "")):
         if len(value) > _LO_MAX_CHARS or "\\" in value:

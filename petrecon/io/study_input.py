@@ -257,7 +257,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         If the input holds sinograms, not list-mode.
     """
     from petrecon.io.interfile import read_header, resolve_data_file
-    from petrecon.io.listmode import check_word_format
+    from petrecon.io.listmode import check_listmode_header
     from petrecon.io.siemens import classify, open_export, read_wrapper
 
     path = Path(path)
@@ -279,7 +279,6 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         normalisation = norms[0].dicom_path if len(norms) == 1 else normalisation
     if kind not in ("listmode", "petsird") and words_path == path:
         raise FormatError(path, "format", f"is a {kind} input of sinograms, not list-mode")
-    check_word_format(header)
     named = header.text("scanner name", "").strip() or None if header is not None else None
     if kind == "petsird":
         from petrecon.io.petsird_io import read_petsird
@@ -290,6 +289,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
     else:
         layout = _layout_for(scanner, path, named)
         source = words_path
+    check_listmode_header(header, layout)
     base = Container(layout=layout, attributes={**(header_attributes(header) if header is not None else {}),
                                                 "input_format": kind, "listmode_file": str(words_path)},
                      provenance={"inputs_read": [str(path)] + ([str(words_path)] if words_path != path else [])})
