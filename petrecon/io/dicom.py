@@ -486,8 +486,8 @@ def series_reference(dataset: Any) -> dict:
     --------
     >>> import pydicom
     >>> ct = pydicom.Dataset()
-    >>> ct.StudyInstanceUID, ct.PatientSex, ct.PatientWeight, ct.StudyDate, ct.StudyTime = "1.2.3", "F", "0", \
-    ...     "20260302", "125930.5"
+    >>> ct.StudyInstanceUID, ct.PatientSex, ct.PatientWeight = "1.2.3", "F", "0"
+    >>> ct.StudyDate, ct.StudyTime = "20260302", "125930.5"
     >>> series_reference(ct)
     {'study_instance_uid': '1.2.3', 'patient_sex': 'F', 'acquisition_datetime': '2026-03-02T12:59:30.500000'}
     """
