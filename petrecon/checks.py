@@ -60,6 +60,7 @@ LIMITS: dict[str, Limit] = {
     "psf_fwhm_mm": Limit(0, 20, "image-space PSF FWHM in mm"),
     "calibration": Limit(0, 1e9, "cross-calibration factor in Bq/ml per image unit", open_low=True),
     "weight_kg": Limit(0.2, 700, "patient weight in kg"),
+    "height_m": Limit(0.2, 3.0, "patient height in m"),
     "injected_mbq": Limit(0, 1e5, "injected activity in MBq", open_low=True),
     "activity_mbq": Limit(0, 1e5, "activity in MBq", open_low=True),
     "duration_s": Limit(0, 86400, "frame duration in s", open_low=True),

@@ -115,3 +115,58 @@ def test_truncated_file_and_bad_frames_are_refused(tmp_path):
         parse_frame("12")
     with pytest.raises(ParameterError, match="TOF"):
         histogram_listmode(np.zeros(3, np.uint32), default_layout("mct-tof"), progress=False)
+
+
+def test_listmode_of_another_layout_is_refused_not_scrambled(tmp_path, capsys):
+    """List-mode simulated on a 4-ring copy of the test scanner addresses a smaller span-1 sinogram: every address
+    is in range of the 8-ring layout (nothing dropped), so only the header's keys can tell; both entry points refuse."""
+    import dataclasses
+
+    from petrecon.cli import main
+    from petrecon.geometry import SinogramLayout, get_scanner
+    from petrecon.io.study_input import open_listmode
+    from petrecon.simulate.acquisition import simulate_to_file
+    from petrecon.volume import ImageGrid
+
+    reduced = SinogramLayout(dataclasses.replace(get_scanner("test"), n_rings=4), 1, 3, 64, 1)
+    _, paths = simulate_to_file(tmp_path / "reduced.h5", "uniform-cylinder", scanner=reduced, duration_s=0.2,
+                                listmode=True, progress=False, grid=ImageGrid.centred((8, 8, 4), (30.0, 30.0, 8.0)))
+    words = np.fromfile(paths[1], "<u4")
+    histogram = histogram_listmode(words, default_layout("test"), progress=False)
+    assert histogram.n_dropped == 0 < histogram.n_prompts  # the guess the header check prevents
+    header = paths[2].read_text()
+    assert "%number of projections := 64" in header and "%segment table := {4,3,3,2,2,1,1}" in header
+    assert main(["histogram", str(paths[1]), "--scanner", "test", "--out", str(tmp_path / "s.h5"), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "reduced.l.hdr" in error and "%maximum ring difference" in error
+    with pytest.raises(FormatError, match="maximum ring difference"):
+        open_listmode(paths[1], scanner="test")
+    _, study = open_listmode(paths[1], scanner=reduced)  # the layout the words address is accepted
+    assert study.layout == reduced
+
+
+def test_more_than_a_stray_address_beyond_the_span1_sinogram_is_refused():
+    layout = default_layout("test")
+    size = layout.listmode_layout().n_sinograms * layout.listmode_layout().n_views * layout.n_radial_bins
+    address = np.arange(20000) % size
+    address[:3] = size + 5  # 3 of 20 000 events beyond the span-1 sinogram: far more than a stray word
+    words = petlink.interleave_time_tags(petlink.encode_event_words(address, np.ones(address.size, bool)),
+                                         np.zeros(address.size, np.int64), 1)
+    with pytest.raises(FormatError, match="3 of the 20000 events .* address no bin"):
+        histogram_listmode(words, layout, progress=False).check("scan.l")
+
+
+def test_a_scanner_listmode_header_with_its_span11_sinogram_keys_is_accepted(tmp_path):
+    """A real mMR .l.hdr lists its own span-11 histogramming keys (STIR's InterfileListmodeHeaderSiemens notes);
+    the words still address span 1, so only the projections, views and ring difference are compared."""
+    from petrecon.geometry import default_layout
+    from petrecon.io.interfile import parse_interfile
+    from petrecon.io.listmode import check_listmode_header
+
+    layout = default_layout("mmr")
+    text = ("!INTERFILE:=\n%LM event and tag words format (bits):=32\n%number of projections:=344\n"
+            "%number of views:=252\n%axial compression:=11\n%maximum ring difference:=60\n%number of segments:=11\n"
+            "%segment table:={127,115,115,93,93,71,71,49,49,27,27}\n%total number of sinograms:=837\n")
+    check_listmode_header(parse_interfile(text, tmp_path / "scan.l.hdr"), layout)   # accepted
+    with pytest.raises(FormatError, match="number of projections"):
+        check_listmode_header(parse_interfile(text.replace("344", "200"), tmp_path / "scan.l.hdr"), layout)

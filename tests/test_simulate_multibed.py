@@ -73,6 +73,8 @@ def test_whole_body_simulation_refuses_list_mode_and_its_own_frame_start():
 
 
 def test_simulate_and_recon_commands_handle_whole_body_studies(tmp_path, capsys):
+    import pydicom
+
     from petrecon.cli import main
     from petrecon.io import read_container
     from petrecon.io.multibed import read_whole_body
@@ -96,10 +98,16 @@ def test_simulate_and_recon_commands_handle_whole_body_studies(tmp_path, capsys)
     assert main(["recon", str(out), "--protocol", str(protocol), "--out", str(recon), "--quiet"]) == 2
     assert "exists" in capsys.readouterr().err
     dicom = tmp_path / "dicom"
-    assert main(["recon", str(out), "--protocol", str(protocol), "--dicom", str(dicom), "--quiet"]) == 0
+    assert main(["recon", str(out), "--protocol", str(protocol), "--dicom", str(dicom), "--weight-kg", "71.5",
+                 "--height-m", "1.65", "--sex", "F", "--tracer", "Pentixafor", "--quiet"]) == 0
     from petrecon.io.dicom import read_pet_series
 
     series = read_pet_series(dicom)
+    header = series.metadata["suv_inputs"]  # whole-body series carry the patient facts the options give
+    assert (header["patient_weight_kg"], header["patient_size_m"], header["patient_sex"]) == (71.5, 1.65, "F")
+    first = pydicom.dcmread(sorted(dicom.iterdir())[0])
+    assert first.RadiopharmaceuticalInformationSequence[0].Radiopharmaceutical == "Pentixafor"
+    assert first.ReconstructionMethod == "OSEM 1i2s 5mm"
     assert series.grid.shape == (24, 24, 28)  # one series over both beds
     np.testing.assert_allclose(series.data, volume.data, rtol=1e-3, atol=1e-3 * float(volume.data.max()))  # int16 slope
     joint = tmp_path / "joint.h5"

@@ -28,14 +28,18 @@ def mu_map_from_ct_series(folder: str | os.PathLike, grid: ImageGrid | None = No
     it covers the patient beyond the PET axial field of view). The CT is
     placed in the gantry frame of the PET acquisition it attenuates: give
     that acquisition's ``bed_position_mm`` (and ``patient_position`` when the
-    CT header's is not the PET's): :mod:`petrecon.geometry.patient`.
+    CT header's is not the PET's): :mod:`petrecon.geometry.patient`. The
+    mu-map's ``metadata["dicom_reference"]`` is the CT's
+    (:func:`petrecon.io.dicom.series_reference`): a PET series written with it
+    fuses with the CT in a viewer.
     """
     from petrecon.io.dicom import read_ct_series
 
     check_parameter("fwhm_mm", fwhm_mm, label="fwhm_mm (CT smoothing)")
     ct = read_ct_series(folder, patient_position=patient_position, bed_position_mm=bed_position_mm)
     mu = ct_mu_map_on_grid(ct, ct.grid if grid is None else grid, fwhm_mm=fwhm_mm, max_hu=max_hu)
-    mu.metadata.update(source="ct", series=str(folder), kvp=ct.metadata.get("kvp"))
+    mu.metadata.update(source="ct", series=str(folder), kvp=ct.metadata.get("kvp"),
+                       dicom_reference=ct.metadata["dicom_reference"])
     return mu
 
 
@@ -44,18 +48,20 @@ def mu_map_from_dixon_series(first_folder: str | os.PathLike, second_folder: str
                              patient_position: str | None = None, bed_position_mm: float | None = None) -> Volume:
     """Dixon-based 4-class mu-map (cm^-1) from water/fat (or in/opposed-phase) DICOM series, on ``grid`` or the MR's.
 
-    Placed in the PET acquisition's gantry frame as :func:`mu_map_from_ct_series`.
+    Placed in the PET acquisition's gantry frame as :func:`mu_map_from_ct_series`;
+    ``metadata["dicom_reference"]`` is the first series'.
     """
     from petrecon.io.dicom import read_dixon_series
 
     first, second = read_dixon_series(first_folder, second_folder, kind=kind, patient_position=patient_position,
                                       bed_position_mm=bed_position_mm)
+    reference = first.metadata["dicom_reference"]
     if kind == "in_opposed":
         water, fat = water_fat_from_in_opposed(first.data, second.data)
         first, second = Volume(water, first.grid), Volume(fat, second.grid)
     mu = dixon_mu_map(segment_dixon(first, second))
     on_grid = mu if grid is None else resample_to_grid(mu, grid, order=1, fill_value=0.0)
-    on_grid.metadata.update(source="dixon", dixon_kind=kind)
+    on_grid.metadata.update(source="dixon", dixon_kind=kind, dicom_reference=reference)
     return on_grid
 
 

@@ -98,15 +98,19 @@ def _warn(message: str) -> None:
 
 
 def _study_facts(study, args: argparse.Namespace) -> None:
-    """Command-line study facts (isotope, activity, weight) over the input's attributes."""
+    """Command-line study facts (isotope, activity, patient, tracer) over the input's attributes."""
     if args.isotope:
-        study.attributes["isotope"] = args.isotope
         study.attributes.pop("half_life_s", None)
-    if args.injected_mbq is not None:
-        study.attributes["injected_activity_bq"] = args.injected_mbq * 1e6
-    if args.weight_kg is not None:
-        study.attributes["patient_weight_kg"] = args.weight_kg
+    study.attributes.update(_option_facts(args))
     study.attributes.update(_frame_facts(args, study.attributes))
+
+
+def _option_facts(args: argparse.Namespace) -> dict:
+    """The study facts the options give, as container attributes."""
+    options = {"isotope": args.isotope, "radiopharmaceutical": args.tracer, "patient_weight_kg": args.weight_kg,
+               "patient_size_m": args.height_m, "patient_sex": args.sex,
+               "injected_activity_bq": None if args.injected_mbq is None else args.injected_mbq * 1e6}
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _frame_facts(args: argparse.Namespace, recorded: dict | None = None) -> dict:
@@ -121,14 +125,17 @@ def _frame_facts(args: argparse.Namespace, recorded: dict | None = None) -> dict
     return facts
 
 
-def _dicom_fields(attributes: dict, args: argparse.Namespace) -> dict:
+def _dicom_fields(attributes: dict, args: argparse.Namespace, protocol, mu) -> dict:
+    """write_pet_series keywords: the options over the study's ``attributes``, the protocol's
+    ReconstructionMethod, and the study and frame of reference of the CT/MR that gave ``mu``."""
     from petrecon.io.study_input import pet_series_fields
 
-    fields, notes = pet_series_fields(attributes, injection_datetime=args.injection_time,
-                                      scan_datetime=args.scan_time)
+    reference = mu.metadata.get("dicom_reference") if mu is not None else None
+    fields, notes = pet_series_fields({**attributes, **_option_facts(args)}, injection_datetime=args.injection_time,
+                                      scan_datetime=args.scan_time, reference=reference)
     for note in notes:
         _warn(note)
-    return fields
+    return {**fields, "reconstruction_method": protocol.dicom_method()}
 
 
 def _cmd_recon(args: argparse.Namespace) -> None:
@@ -163,7 +170,7 @@ def _reconstruct(args: argparse.Namespace, backend: str) -> None:
                                              listmode_frames=bool(args.frames))
     for name, reason in not_applied.items():
         _warn(f"{name} correction off: {reason}")
-    fields = _dicom_fields(study.attributes, args) if args.dicom else None
+    fields = _dicom_fields(study.attributes, args, protocol, mu) if args.dicom else None
     provenance = dict(protocol=protocol.to_dict(), scanner=study.layout.scanner.name,
                       input_files=[p for p in study.provenance.get("inputs_read", [args.study])
                                    if _is_file(p)],
@@ -182,7 +189,8 @@ def _whole_body(args, protocol, mu, progress) -> None:
         raise ParameterError(f"{args.study}: --frames needs list-mode, not a whole-body study")
     for line in reconstruct_whole_body_to_file(args.study, protocol, args.out, dicom=args.dicom, mu=mu,
                                                overwrite=args.overwrite, progress=progress,
-                                               dicom_fields=lambda attributes: _dicom_fields(attributes, args)):
+                                               dicom_fields=lambda attributes: _dicom_fields(attributes, args,
+                                                                                             protocol, mu)):
         print(line)
 
 
@@ -264,8 +272,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                                                       "expanded, and its quantification factor calibrates) "
                                                       "(replaces the input's)")
     mu = recon.add_mutually_exclusive_group()
-    mu.add_argument("--mumap-ct", metavar="DICOMDIR", help="attenuation from this CT series (replaces the study's)")
-    mu.add_argument("--mumap-dixon", nargs=2, metavar=("WATERDIR", "FATDIR"), help="attenuation from Dixon MR")
+    mu.add_argument("--mumap-ct", metavar="DICOMDIR", help="attenuation from this CT series (replaces the study's); "
+                                                           "the DICOM output joins its study and frame of reference")
+    mu.add_argument("--mumap-dixon", nargs=2, metavar=("WATERDIR", "FATDIR"),
+                    help="attenuation from Dixon MR; the DICOM output joins its study and frame of reference")
     mu.add_argument("--mumap", metavar="MUMAP.h5", help="attenuation from a container's mu_per_cm volume")
     recon.add_argument("--in-opposed", action="store_true", help="the Dixon series are in- and opposed-phase")
     recon.add_argument("--no", action="append", default=[], metavar="CORRECTION",
@@ -291,6 +301,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     facts.add_argument("--injection-time", default=None, help="injection date/time, ISO 8601")
     facts.add_argument("--scan-time", default=None, help="scan start date/time, ISO 8601")
     facts.add_argument("--weight-kg", type=float, default=None, help="patient weight (DICOM, SUV)")
+    facts.add_argument("--height-m", type=float, default=None, help="patient height (DICOM PatientSize; lean-mass "
+                                                                    "and surface-area SUVs)")
+    facts.add_argument("--sex", default=None, choices=["M", "F", "O"], type=str.upper, help="patient sex (DICOM)")
+    facts.add_argument("--tracer", default=None, metavar="NAME",
+                       help="radiopharmaceutical, e.g. Fluorodeoxyglucose or Pentixafor (default: the input's "
+                            "header, else 'unknown' with a warning)")
     facts.add_argument("--patient-position", default=None, choices=["HFS", "HFP", "FFS", "FFP"], type=str.upper,
                        help="patient position (default: the input's, else HFS)")
     facts.add_argument("--bed-position-mm", type=float, default=None, metavar="MM",

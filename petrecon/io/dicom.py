@@ -186,13 +186,14 @@ def read_ct_series(folder: str | os.PathLike, *, series_uid: str | None = None,
     the CT's header does not hold the PET's).
 
     Metadata: ``units = "HU"``, ``kvp`` (0018,0060; None if absent),
-    ``patient_position``, ``bed_position_mm``, ``dicom_header`` (first slice, JSON dict).
+    ``patient_position``, ``bed_position_mm``, ``dicom_header`` (first slice, JSON dict),
+    ``dicom_reference`` (:func:`series_reference`).
     """
     series = _read_series(Path(folder), "CT", series_uid, patient_position, bed_position_mm)
     kvp = series.first.get("KVP")
     metadata = {"units": "HU", "kvp": None if kvp in (None, "") else float(kvp),
                 "patient_position": series.patient_position, "bed_position_mm": series.bed_position_mm,
-                "dicom_header": _header_json(series.first)}
+                "dicom_header": _header_json(series.first), "dicom_reference": series_reference(series.first)}
     return Volume(series.data.astype(np.float32), series.grid, metadata)
 
 
@@ -206,7 +207,8 @@ def read_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.P
 
     Both series must share the grid (same geometry within 1e-3 mm). Each
     volume carries ``metadata["dixon"]`` = ``"water"``/``"fat"`` or
-    ``"in_phase"``/``"opposed_phase"``.
+    ``"in_phase"``/``"opposed_phase"`` and ``metadata["dicom_reference"]``
+    (:func:`series_reference`).
 
     Raises
     ------
@@ -221,7 +223,8 @@ def read_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.P
         series = _read_series(Path(folder), "MR", None, patient_position, bed_position_mm)
         volumes.append(Volume(series.data.astype(np.float32), series.grid,
                               {"units": "MR signal", "dixon": name, "patient_position": series.patient_position,
-                               "bed_position_mm": series.bed_position_mm, "dicom_header": _header_json(series.first)}))
+                               "bed_position_mm": series.bed_position_mm, "dicom_header": _header_json(series.first),
+                               "dicom_reference": series_reference(series.first)}))
     first, second = volumes[0].grid, volumes[1].grid
     if first.shape != second.shape or not np.allclose(first.affine, second.affine, atol=1e-3):
         raise FormatError(second_folder, "ImagePositionPatient/PixelSpacing",
@@ -466,11 +469,77 @@ def _header_json(dataset: Any) -> dict:
     return header.to_json_dict(bulk_data_threshold=1 << 30)
 
 
+def series_reference(dataset: Any) -> dict:
+    """What a PET series takes over from the CT or MR series it is to be fused with, as found in ``dataset``.
+
+    A viewer fuses two series when they share a FrameOfReferenceUID (their
+    ImagePositionPatient are in one patient frame) and shows them as one
+    study when they share a StudyInstanceUID. Keys (absent where the header
+    lacks the tag or holds nothing usable): :func:`write_pet_series`'s
+    ``study_instance_uid``, ``frame_of_reference_uid``, ``patient_name``,
+    ``patient_id``, ``patient_birth_date``, ``patient_sex`` (M, F or O),
+    ``patient_weight_kg``, ``patient_size_m`` (positive numbers), and
+    ``acquisition_datetime`` (ISO 8601, from AcquisitionDate/Time, else
+    SeriesDate/Time, else StudyDate/Time).
+
+    Examples
+    --------
+    >>> import pydicom
+    >>> ct = pydicom.Dataset()
+    >>> ct.StudyInstanceUID, ct.PatientSex, ct.PatientWeight = "1.2.3", "F", "0"
+    >>> ct.StudyDate, ct.StudyTime = "20260302", "125930.5"
+    >>> series_reference(ct)
+    {'study_instance_uid': '1.2.3', 'patient_sex': 'F', 'acquisition_datetime': '2026-03-02T12:59:30.500000'}
+    """
+    reference: dict = {}
+    for keyword, key in (("StudyInstanceUID", "study_instance_uid"), ("FrameOfReferenceUID", "frame_of_reference_uid"),
+                         ("PatientName", "patient_name"), ("PatientID", "patient_id"),
+                         ("PatientBirthDate", "patient_birth_date")):
+        value = str(dataset.get(keyword, "") or "").strip()
+        if value:
+            reference[key] = value
+    sex = str(dataset.get("PatientSex", "") or "").strip().upper()
+    if sex in ("M", "F", "O"):
+        reference["patient_sex"] = sex
+    for keyword, key in (("PatientWeight", "patient_weight_kg"), ("PatientSize", "patient_size_m")):
+        try:
+            value = float(dataset.get(keyword))
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value) and value > 0:
+            reference[key] = value
+    for prefix in ("Acquisition", "Series", "Study"):
+        moment = _dicom_datetime(dataset.get(f"{prefix}Date"), dataset.get(f"{prefix}Time"))
+        if moment is not None:
+            reference["acquisition_datetime"] = moment.isoformat()
+            break
+    return reference
+
+
+def _dicom_datetime(date: Any, time: Any) -> dt.datetime | None:
+    """A DA and a TM value as one datetime, None if either is missing or malformed."""
+    date, time = str(date or "").strip(), str(time or "").strip()
+    try:
+        day = dt.datetime.strptime(date, "%Y%m%d")
+        whole, _, fraction = time.partition(".")
+        clock = dt.datetime.strptime(whole.ljust(6, "0"), "%H%M%S")
+    except ValueError:
+        return None
+    microseconds = int((fraction + "000000")[:6]) if fraction.isdigit() else 0
+    return day.replace(hour=clock.hour, minute=clock.minute, second=clock.second, microsecond=microseconds)
+
+
 # ----------------------------------------------------------------------------------------------- writing
+#: Radiopharmaceutical written when the caller does not name the tracer.
+UNKNOWN_TRACER = "unknown"
+#: Longest value of a DICOM LO element (Radiopharmaceutical, ReconstructionMethod): PS3.5 table 6.2-1.
+_LO_MAX_CHARS = 64
+
+
 def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLike, *, injected_dose_bq: float,
                      injection_datetime: dt.datetime, series_datetime: dt.datetime,
                      frame_duration_s: float | Sequence[float], frame_start_s: Sequence[float] | None = None,
-                     isotope: str = "F18", radiopharmaceutical: str = "Fluorodeoxyglucose",
+                     isotope: str = "F18", radiopharmaceutical: str = UNKNOWN_TRACER,
                      patient_weight_kg: float | None = None, patient_size_m: float | None = None,
                      patient_sex: str = "O", patient_name: str = "Anonymous^", patient_id: str = "petrecon",
                      patient_birth_date: str = "", patient_position: str | None = None,
@@ -501,8 +570,11 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
     frame_start_s : sequence of float, optional
         Dynamic series: each frame's start after ``series_datetime`` (default
         consecutive frames from it).
-    isotope, radiopharmaceutical : str
-        Radionuclide (petrecon.isotopes name) and tracer name.
+    isotope : str
+        Radionuclide (petrecon.isotopes name).
+    radiopharmaceutical : str
+        Tracer name (Radiopharmaceutical, at most 64 characters); default
+        :data:`UNKNOWN_TRACER`: never a guessed tracer.
     patient_weight_kg, patient_size_m : float, optional
         PatientWeight and PatientSize (needed for SUVbw / lean-mass SUVs).
     patient_sex : str
@@ -521,6 +593,12 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
         CorrectedImage values (subset of NORM, DTIM, ATTN, SCAT, DECY, RAN).
     half_life_s : float, optional
         RadionuclideHalfLife; default from :mod:`petrecon.isotopes`.
+    study_instance_uid, frame_of_reference_uid : str, optional
+        Those of the CT or MR series the PET is fused with
+        (:func:`series_reference`); default new UIDs.
+    reconstruction_method : str, optional
+        ReconstructionMethod (at most 64 characters), e.g.
+        :meth:`petrecon.recon.protocol.ReconstructionProtocol.dicom_method`.
     provenance : dict, optional
         Protocol, scanner, inputs' hashes (ARCHITECTURE contract 8); stored as
         JSON in a private element (0071,xx00), creator ``PETRECON``, and
@@ -573,12 +651,19 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
         raise ParameterError("injected_dose_bq and frame_duration_s must be > 0, frame_start_s >= 0")
     if patient_sex not in ("M", "F", "O"):
         raise ParameterError(f"patient_sex must be M, F or O, got {patient_sex!r}")
+    for keyword, value in (("Radiopharmaceutical", radiopharmaceutical),
+                           ("ReconstructionMethod", reconstruction_method or "")):
+        if len(value) > _LO_MAX_CHARS or "\\" in value:
+            raise ParameterError(f"{folder}: {keyword} {value!r} is not a DICOM LO value (at most "
+                                 f"{_LO_MAX_CHARS} characters, no backslash)")
     if not all(np.all(np.isfinite(frame.data)) for frame in volumes):
         raise ParameterError("the volume holds NaN or infinite values")
     nuclide = get_isotope(isotope)
     half_life_s = nuclide.half_life_s if half_life_s is None else float(half_life_s)
     if patient_weight_kg is not None:
         check_parameter("weight_kg", patient_weight_kg, label=f"{folder}: PatientWeight")
+    if patient_size_m is not None:
+        check_parameter("height_m", patient_size_m, label=f"{folder}: PatientSize")
     check_uptake(injection_datetime, series_datetime, half_life_s, f"{folder}: RadiopharmaceuticalStartDateTime")
     if injection_datetime.utcoffset() is not None:  # one offset, the series', for the time-only tags
         injection_datetime = injection_datetime.astimezone(series_datetime.tzinfo)

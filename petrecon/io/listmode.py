@@ -49,6 +49,10 @@ from petrecon.io import petlink
 DEFAULT_CHUNK_WORDS = 1 << 22  # 16 MiB of words read at a time
 #: Events of a frame that may address no sinogram bin (dropped or unmapped) before the data are refused.
 MAX_LOST_FRACTION = 0.5
+#: Events of a frame that may address beyond the span-1 sinogram (dropped) before the data are refused: every
+#: address of a scanner's own list-mode lies inside its span-1 sinogram, so more than a stray corrupt word or
+#: two per million means the words index another layout (a scrambled histogram), not this one.
+MAX_DROPPED_FRACTION = 1e-6
 #: The only word size petrecon decodes (``%LM event and tag words format`` of the Interfile header).
 WORD_BITS = "32"
 BATCH_EVENTS = 1 << 25  # decoded events histogrammed together (128 MiB of targets + 128 MiB sorted)
@@ -113,11 +117,18 @@ class ListmodeHistogram:
         return int(self.delays.sum(dtype=np.int64))
 
     def check(self, source: str | os.PathLike) -> "ListmodeHistogram":
-        """Refuse a histogram a physicist would not accept: no event in the frame, no prompt, or most events
+        """Refuse a histogram a physicist would not accept: no event in the frame, no prompt, more than
+        :data:`MAX_DROPPED_FRACTION` of the events addressing beyond the span-1 sinogram, or most events
         addressing no sinogram bin (not list-mode of this scanner, or corrupt); returns itself."""
         frame = f"the frame {self.start_s:g} s .. {'end' if np.isinf(self.end_s) else f'{self.end_s:g} s'}"
         if self.n_events_in_frame == 0:
             raise FormatError(source, "events", f"none in {frame} ({self.n_words} words read)")
+        if self.n_dropped > MAX_DROPPED_FRACTION * self.n_events_in_frame:
+            span1 = self.layout.listmode_layout()
+            raise FormatError(source, "events", f"{self.n_dropped} of the {self.n_events_in_frame} events in {frame} "
+                                                f"address no bin of the {self.layout.scanner.name} span-1 sinogram "
+                                                f"({span1.n_sinograms} x {span1.n_views} x {span1.n_radial_bins}): "
+                                                "list-mode of another scanner or layout (--scanner?) or corrupt")
         lost = (self.n_dropped + self.n_unmapped) / self.n_events_in_frame
         if lost > MAX_LOST_FRACTION:
             raise FormatError(source, "events", f"{100 * lost:.2f} % of the {self.n_events_in_frame} events in "
@@ -152,6 +163,63 @@ def check_word_format(header) -> None:
     if bits != WORD_BITS:
         raise FormatError(header.path, "%LM event and tag words format",
                           f"is {bits}; petrecon decodes {WORD_BITS}-bit PETLINK words only")
+
+
+#: Header keys that describe the list-mode address space only in a header that says ``%axial compression := 1``.
+SPAN1_ONLY_KEYS = ("%axial compression", "%number of segments", "%segment table", "%total number of sinograms")
+
+
+def address_space_keys(layout: SinogramLayout) -> list[tuple[str, object]]:
+    """The Siemens list-mode header keys that describe the span-1 sinogram the event words of ``layout`` address.
+
+    ``%number of projections`` (radial bins) and ``%number of views`` are
+    the keys of a Siemens list-mode header (STIR
+    ``InterfileListmodeHeaderSiemens``); ``%axial compression`` (1),
+    ``%maximum ring difference``, ``%number of segments``, ``%segment table``
+    and ``%total number of sinograms`` those of its sinogram headers
+    (reference/formats.md). The segment table fixes the rings (its first
+    entry) and the ring pairs.
+
+    Examples
+    --------
+    >>> from petrecon.geometry import default_layout
+    >>> dict(address_space_keys(default_layout("mmr")))["%total number of sinograms"]
+    4084
+    """
+    span1 = layout.listmode_layout()
+    return [("%number of projections", span1.n_radial_bins), ("%number of views", span1.n_views),
+            ("%axial compression", 1), ("%maximum ring difference", span1.max_ring_difference),
+            ("%number of segments", len(span1.segment_table)), ("%segment table", list(span1.segment_table)),
+            ("%total number of sinograms", span1.n_sinograms)]
+
+
+def check_listmode_header(header, layout: SinogramLayout) -> None:
+    """Refuse list-mode whose header (None: no header) says its words are not 32-bit PETLINK words, or address a
+    span-1 sinogram other than ``layout``'s (:func:`address_space_keys`; keys the header lacks are not checked).
+
+    Histogramming words of one address space into another drops nothing and scrambles everything: the
+    address ``sinogram * views * bins + view * bins + bin`` decodes to other bins.
+
+    Raises
+    ------
+    FormatError
+        Naming the header file and the first key that differs.
+    """
+    check_word_format(header)
+    if header is None:
+        return
+    # A scanner's list-mode header also carries the sinogram keys of its own histogramming (the mMR's say
+    # "%axial compression := 11" with the span-11 segment table) while its words address span 1: those keys
+    # describe the address space only where the header says span 1.
+    describes_span1 = header.has("%axial compression") and header.integer("%axial compression") == 1
+    for key, expected in address_space_keys(layout):
+        if not header.has(key) or (key in SPAN1_ONLY_KEYS and not describes_span1):
+            continue
+        found = header.integer_list(key) if isinstance(expected, list) else header.integer(key)
+        if found != expected:
+            raise FormatError(header.path, key, f"is {found}: the words address another sinogram than the "
+                                                f"{layout.scanner.name} layout's span-1 sinogram ({expected}); "
+                                                "histogram with the layout the list-mode was acquired in")
 
 
 def iter_listmode_chunks(path: str | os.PathLike, chunk_words: int = DEFAULT_CHUNK_WORDS) -> Iterator[np.ndarray]:
@@ -456,7 +524,7 @@ def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramL
         words_path, header = wrapper.payload_path, wrapper.header
     if Path(out).exists() and not overwrite:
         raise FormatError(out, "file", EXISTS)
-    check_word_format(header)
+    check_listmode_header(header, layout)
     result = histogram_listmode(words_path, layout, start_s=start_s, end_s=end_s, progress=progress).check(source)
     attributes = {"frame_start_s": result.start_s, "frame_end_s": None if np.isinf(result.end_s) else result.end_s,
                   "duration_s": result.duration_s, "n_prompts": result.n_prompts, "n_delays": result.n_delays,

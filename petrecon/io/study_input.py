@@ -24,7 +24,8 @@ Sinogram names follow the Interfile ``scan data type description``
 single unnamed data set is ``prompts``). Study facts found in Interfile
 headers become container attributes: ``duration_s`` (image duration),
 ``frame_start_s`` (image relative start time), ``isotope``, ``half_life_s``,
-``injected_activity_bq``, ``injection_datetime``, ``patient_weight_kg``.
+``injected_activity_bq``, ``injection_datetime``, ``patient_weight_kg``,
+``radiopharmaceutical`` (the Interfile 3.3 key of the tracer's name).
 
 Raw inputs rarely carry everything a quantitative reconstruction needs.
 :func:`plan_corrections` switches off each correction the study cannot
@@ -256,7 +257,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         If the input holds sinograms, not list-mode.
     """
     from petrecon.io.interfile import read_header, resolve_data_file
-    from petrecon.io.listmode import check_word_format
+    from petrecon.io.listmode import check_listmode_header
     from petrecon.io.siemens import classify, open_export, read_wrapper
 
     path = Path(path)
@@ -278,7 +279,6 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         normalisation = norms[0].dicom_path if len(norms) == 1 else normalisation
     if kind not in ("listmode", "petsird") and words_path == path:
         raise FormatError(path, "format", f"is a {kind} input of sinograms, not list-mode")
-    check_word_format(header)
     named = header.text("scanner name", "").strip() or None if header is not None else None
     if kind == "petsird":
         from petrecon.io.petsird_io import read_petsird
@@ -289,6 +289,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
     else:
         layout = _layout_for(scanner, path, named)
         source = words_path
+    check_listmode_header(header, layout)
     base = Container(layout=layout, attributes={**(header_attributes(header) if header is not None else {}),
                                                 "input_format": kind, "listmode_file": str(words_path)},
                      provenance={"inputs_read": [str(path)] + ([str(words_path)] if words_path != path else [])})
@@ -540,7 +541,8 @@ def header_attributes(header) -> dict:
                "isotope gamma halflife (sec)": "half_life_s",
                "tracer activity at time of injection (bq)": "injected_activity_bq",
                "patient weight (kg)": "patient_weight_kg"}
-    texts = {"isotope name": "isotope", "tracer injection date/time": "injection_datetime",
+    texts = {"isotope name": "isotope", "radiopharmaceutical": "radiopharmaceutical",
+             "tracer injection date/time": "injection_datetime",
              "study date (yyyy:mm:dd)": "study_date", "study time (hh:mm:ss gmt+00:00)": "study_time"}
     attributes: dict = {}
     for key, name in numbers.items():
@@ -562,22 +564,37 @@ NOMINAL_SCAN_DATETIME = dt.datetime(2000, 1, 1, 12, 0, 0)
 
 def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = None,
                       injection_datetime: str | None = None, scan_datetime: str | None = None,
-                      patient_weight_kg: float | None = None) -> tuple[dict, list[str]]:
+                      patient_weight_kg: float | None = None, reference: dict | None = None) -> tuple[dict, list[str]]:
     """Keywords of :func:`petrecon.io.dicom.write_pet_series` from a study's attributes (arguments win).
 
     Scan start: ``scan_datetime``, else the attribute ``acquisition_datetime``,
-    else the Interfile study date and time, else :data:`NOMINAL_SCAN_DATETIME`
-    (noted). Injection: ``injection_datetime``, else the attribute, else, for
-    a simulated study (attribute ``phantom``, whose ``frame_start_s`` counts
-    from injection), the scan start minus ``frame_start_s``, else the scan
-    start (noted: SUVs of that series are not valid). Datetimes are ISO 8601
-    or Interfile ``yyyy:mm:dd hh:mm:ss``.
+    else the Interfile study date and time, else the ``reference`` series'
+    acquisition time (noted: the PET started after its CT or MR), else
+    :data:`NOMINAL_SCAN_DATETIME` (noted). Injection: ``injection_datetime``,
+    else the attribute, else, for a simulated study (attribute ``phantom``,
+    whose ``frame_start_s`` counts from injection), the scan start minus
+    ``frame_start_s``, else the scan start (noted: SUVs of that series are not
+    valid). Datetimes are ISO 8601 or Interfile ``yyyy:mm:dd hh:mm:ss``.
+    Tracer: the attribute ``radiopharmaceutical`` (``--tracer`` or the
+    input's header), else :data:`petrecon.io.dicom.UNKNOWN_TRACER` (noted).
+
+    Parameters
+    ----------
+    attributes : dict
+        The study's attributes (the command line's facts over the input's).
+    reference : dict, optional
+        :func:`petrecon.io.dicom.series_reference` of the CT or MR series the
+        PET is fused with: its study and frame-of-reference UIDs, and the
+        patient's name, ID, birth date, sex, weight and height where the
+        attributes do not give them.
 
     Returns
     -------
     fields : dict
         ``injected_dose_bq``, ``injection_datetime``, ``series_datetime``,
-        ``isotope``, ``half_life_s`` and ``patient_weight_kg`` (when known).
+        ``radiopharmaceutical``; ``isotope``, ``half_life_s``,
+        ``patient_weight_kg``, ``patient_size_m``, ``patient_sex`` and the
+        reference's UIDs and patient identity when known.
     notes : list of str
         The assumptions made (to be shown to the user).
 
@@ -589,11 +606,14 @@ def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = 
     Examples
     --------
     >>> fields, notes = pet_series_fields({"injected_activity_bq": 2e8, "isotope": "F18", "phantom": "x",
-    ...                                    "frame_start_s": 3600.0})
+    ...                                    "frame_start_s": 3600.0, "radiopharmaceutical": "FDG"})
     >>> fields["series_datetime"] - fields["injection_datetime"], len(notes)
     (datetime.timedelta(seconds=3600), 1)
     """
+    from petrecon.io.dicom import UNKNOWN_TRACER
+
     notes = []
+    reference = reference or {}
     dose = injected_activity_bq if injected_activity_bq is not None else attributes.get("injected_activity_bq")
     if dose is None or not float(dose) > 0 or not math.isfinite(float(dose)):
         raise ParameterError("the study does not record the injected activity a PET DICOM series needs; "
@@ -601,6 +621,9 @@ def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = 
     scan_text = scan_datetime or attributes.get("acquisition_datetime")
     if scan_text is None and attributes.get("study_date") and attributes.get("study_time"):
         scan_text = f"{attributes['study_date']} {str(attributes['study_time']).split()[0]}"
+    if scan_text is None and "acquisition_datetime" in reference:
+        scan_text = reference["acquisition_datetime"]
+        notes.append(f"scan start unknown: SeriesDate/Time set to the CT/MR series' {scan_text} (give --scan-time)")
     if scan_text is None:
         scan = NOMINAL_SCAN_DATETIME
         notes.append(f"scan start unknown: SeriesDate/Time set to {scan.isoformat()} (give --scan-time)")
@@ -615,7 +638,12 @@ def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = 
         injection = scan
         notes.append("injection time unknown: set to the scan start, SUVs of this series are not valid "
                      "(give --injection-time)")
-    fields = {"injected_dose_bq": float(dose), "injection_datetime": injection, "series_datetime": scan}
+    tracer = attributes.get("radiopharmaceutical")
+    if not tracer:
+        tracer = UNKNOWN_TRACER
+        notes.append(f"tracer unknown: Radiopharmaceutical set to {tracer!r} (give --tracer)")
+    fields = {"injected_dose_bq": float(dose), "injection_datetime": injection, "series_datetime": scan,
+              "radiopharmaceutical": str(tracer)}
     from petrecon.isotopes import get_isotope
 
     if "isotope" in attributes:
@@ -624,10 +652,21 @@ def pet_series_fields(attributes: dict, *, injected_activity_bq: float | None = 
         fields["half_life_s"] = float(attributes["half_life_s"])
     check_uptake(injection, scan, fields.get("half_life_s") or get_isotope(fields.get("isotope", "F18")).half_life_s,
                  "injection and scan times (--injection-time, --scan-time or the study's)")
-    weight = patient_weight_kg if patient_weight_kg is not None else attributes.get("patient_weight_kg")
+    weight = patient_weight_kg if patient_weight_kg is not None else attributes.get("patient_weight_kg",
+                                                                                  reference.get("patient_weight_kg"))
     if weight is not None:
         fields["patient_weight_kg"] = check_parameter("weight_kg", float(weight), label="patient weight (--weight-kg "
                                                                                        "or the study's)")
+    height = attributes.get("patient_size_m", reference.get("patient_size_m"))
+    if height is not None:
+        fields["patient_size_m"] = check_parameter("height_m", float(height), label="patient height (--height-m "
+                                                                                    "or the study's)")
+    sex = attributes.get("patient_sex", reference.get("patient_sex"))
+    if sex is not None:
+        fields["patient_sex"] = str(sex)
+    for key in ("study_instance_uid", "frame_of_reference_uid", "patient_name", "patient_id", "patient_birth_date"):
+        if key in reference:
+            fields[key] = reference[key]
     return fields, notes
 
 

@@ -315,8 +315,10 @@ def reconstruct_whole_body_to_file(path: str | os.PathLike, protocol: Reconstruc
     (:func:`~petrecon.io.multibed.is_whole_body`). ``out``: the HDF5
     container (volume ``activity_bq_per_ml``); ``dicom``: a folder for the one
     PET series (:func:`write_whole_body_pet_series`), whose keywords
-    ``dicom_fields(first bed's attributes)`` gives
-    (:func:`petrecon.io.study_input.pet_series_fields`).
+    ``dicom_fields(first bed's attributes)`` gives (default
+    :func:`petrecon.io.study_input.pet_series_fields`, fused with the CT or
+    MR series of ``mu``'s ``dicom_reference``); ReconstructionMethod is the
+    protocol's unless they give it.
     """
     from petrecon.io.container import Container, make_provenance, write_container
     from petrecon.io.multibed import bed_file_name, read_whole_body
@@ -333,7 +335,9 @@ def reconstruct_whole_body_to_file(path: str | os.PathLike, protocol: Reconstruc
         from petrecon.io.study_input import pet_series_fields
 
         first = study.beds[0].attributes
-        fields = dicom_fields(first) if dicom_fields is not None else pet_series_fields(first)[0]
+        reference = mu.metadata.get("dicom_reference") if mu is not None else None
+        fields = dicom_fields(first) if dicom_fields is not None else pet_series_fields(first, reference=reference)[0]
+        fields.setdefault("reconstruction_method", protocol.dicom_method())
     result = reconstruct_whole_body(study, protocol, mu=mu, progress=progress)
     inputs = [path, *(path.with_name(bed_file_name(path, b)) for b in range(len(study.beds)))]
     provenance = make_provenance(protocol=protocol, scanner=study.beds[0].layout.scanner.name, input_files=inputs,

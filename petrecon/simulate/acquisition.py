@@ -369,9 +369,9 @@ def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, *
     With ``listmode=True`` the PETLINK words go to a raw little-endian uint32
     file next to it (``study.h5`` -> ``study.l``), whose name is recorded in
     the container attribute ``listmode_file``, with a Siemens-style Interfile
-    header beside it (``study.l.hdr``: scanner, word format, duration,
-    isotope, patient orientation and ``%start horizontal bed position
-    (mm)``), as the scanner writes one, so ``petrecon recon study.l`` reads
+    header beside it (``study.l.hdr``: scanner, word format, the span-1
+    sinogram the words address, duration, isotope, patient orientation and
+    ``%start horizontal bed position (mm)``), as the scanner writes one, so ``petrecon recon study.l`` reads
     the acquisition's frame from it. Existing outputs are refused
     before any work unless ``overwrite``; writes are atomic.
 
@@ -395,7 +395,8 @@ def simulate_to_file(path, phantom: Phantom | str, *, overwrite: bool = False, *
     study = simulate_study(phantom, **settings)
     if study.listmode_words is not None:
         write_listmode(outputs[1], study.listmode_words, overwrite=overwrite)
-        write_listmode_header(outputs[2], outputs[1].name, study.container.attributes, overwrite=overwrite)
+        write_listmode_header(outputs[2], outputs[1].name, study.container.attributes, study.container.layout,
+                              overwrite=overwrite)
         study.container.attributes["listmode_file"] = outputs[1].name
         study.container.attributes["listmode_words"] = int(study.listmode_words.size)
     write_container(path, study.container, overwrite=overwrite)

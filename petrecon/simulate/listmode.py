@@ -103,17 +103,23 @@ def write_listmode(path, words: np.ndarray, *, overwrite: bool = False) -> None:
         np.asarray(words, dtype="<u4").tofile(temporary)
 
 
-def write_listmode_header(path, data_file_name: str, attributes: dict, *, overwrite: bool = False) -> None:
+def write_listmode_header(path, data_file_name: str, attributes: dict, layout: SinogramLayout, *,
+                          overwrite: bool = False) -> None:
     """Write the Interfile header of a simulated ``.l`` file, with the keys a Siemens list-mode header holds.
 
     ``attributes`` are a simulated study's: ``scanner``, ``duration_s``,
     ``isotope``, ``half_life_s``, ``patient_position`` and ``bed_position_mm``
-    (reference/formats.md; :mod:`petrecon.geometry.patient`).
+    (reference/formats.md; :mod:`petrecon.geometry.patient`). The event
+    words address ``layout``'s span-1 sinogram, described by
+    :func:`petrecon.io.listmode.address_space_keys`, so that a histogrammer
+    with another layout refuses the file instead of scrambling it.
     """
     from petrecon.io.interfile import BED_POSITION_KEY, PATIENT_ORIENTATION_KEY, format_interfile
+    from petrecon.io.listmode import address_space_keys
 
     items = [("name of data file", data_file_name), ("originating system", attributes.get("scanner", "")),
              ("%LM event and tag words format (bits)", 32),
+             *address_space_keys(layout),
              ("image duration (sec)", float(attributes["duration_s"])),
              ("isotope name", attributes.get("isotope", "")),
              ("isotope gamma halflife (sec)", float(attributes.get("half_life_s", 0.0))),
