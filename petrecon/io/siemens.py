@@ -17,6 +17,13 @@ ImageType is not used because the reference does not give its values):
   ``%data format`` value contains ``norm``;
 - sinogram: a header with ``%segment table`` and ``matrix size[3]``;
 - anything else is ``other`` (listed, not read).
+
+DICOM files of an export whose private elements hold no Interfile header
+(images: the mu-map series, whose (0029,1010) is a CSA image header) are
+not raw-data objects and are left out. A list-mode object's CSA header
+((0029,1020), else (0029,1120)) gives ``TablePositionOrigin``, which places
+the hardware mu-maps (:mod:`petrecon.io.hardware_mumap`, NiftyPET
+``get_hmupos``).
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ class RawObject:
         SoftwareVersions (0018,1020), empty if absent.
     header_tag : tuple of int
         The element that held the header.
+    table_position_origin_mm : tuple of float or None
+        ``TablePositionOrigin`` (x, y, z) of the object's CSA header, None when absent.
     """
 
     kind: str
@@ -57,6 +66,7 @@ class RawObject:
     header: InterfileHeader
     software_version: str
     header_tag: tuple[int, int]
+    table_position_origin_mm: tuple[float, float, float] | None = None
 
     def read_sinograms(self, scanner: str | None = None) -> InterfileSinograms:
         """Read a sinogram or normalisation object (geometry checked against the registry)."""
@@ -94,6 +104,14 @@ def header_from_dataset(dataset: Any, path: str | os.PathLike) -> tuple[Interfil
     FormatError
         If neither element holds an Interfile header.
     """
+    found = _interfile_text(dataset)
+    if found is None:
+        raise FormatError(path, "(0029,1010)", "no Interfile header in (0029,1010) or (0029,1110)")
+    return parse_interfile(found[0], path), found[1]
+
+
+def _interfile_text(dataset: Any) -> tuple[str, tuple[int, int]] | None:
+    """The Interfile header text of (0029,1010), else (0029,1110), and its tag; None when neither holds one."""
     for tag in HEADER_TAGS:
         if tag not in dataset:
             continue
@@ -101,8 +119,8 @@ def header_from_dataset(dataset: Any, path: str | os.PathLike) -> tuple[Interfil
         text = value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
         text = text.replace("\x00", "").strip()
         if text.upper().lstrip("!").startswith("INTERFILE"):
-            return parse_interfile(text, path), tag
-    raise FormatError(path, "(0029,1010)", "no Interfile header in (0029,1010) or (0029,1110)")
+            return text, tag
+    return None
 
 
 def classify(header: InterfileHeader) -> str:
@@ -143,11 +161,15 @@ def read_wrapper(path: str | os.PathLike) -> RawObject:
     except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, TypeError, AttributeError,
             KeyError, IndexError, NotImplementedError, OverflowError, UnicodeDecodeError) as error:
         raise FormatError(path, "file", f"is not a readable DICOM file ({error})") from None
+    from petrecon.io.siemens_csa import csa_vector
+
     header, tag = header_from_dataset(dataset, path)
     payload = path.with_suffix(".bf")
     if not payload.is_file():
         raise FormatError(path, "payload", f"the sibling {payload.name} does not exist")
-    return RawObject(classify(header), path, payload, header, str(dataset.get("SoftwareVersions", "")), tag)
+    origin = csa_vector(dataset, path, "TablePositionOrigin")
+    return RawObject(classify(header), path, payload, header, str(dataset.get("SoftwareVersions", "")), tag,
+                     None if origin is None else tuple(float(v) for v in origin))
 
 
 def open_export(folder: str | os.PathLike) -> SiemensExport:
@@ -176,8 +198,8 @@ def open_export(folder: str | os.PathLike) -> SiemensExport:
         except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, TypeError, AttributeError,
                 KeyError, IndexError, NotImplementedError, OverflowError, UnicodeDecodeError):
             continue
-        if not any(tag in dataset for tag in HEADER_TAGS):
-            continue
+        if _interfile_text(dataset) is None:
+            continue  # an image (its private elements are CSA headers) or another DICOM object
         item = read_wrapper(path)
         getattr(export, item.kind).append(item)
     return export
