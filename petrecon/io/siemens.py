@@ -37,6 +37,8 @@ from petrecon.errors import FormatError
 from petrecon.io.interfile import InterfileHeader, InterfileSinograms, parse_interfile, read_interfile_sinograms
 
 HEADER_TAGS = ((0x0029, 0x1010), (0x0029, 0x1110))
+#: Raw Data Storage, the SOP class petrecon writes its wrappers with (the scanner's own class is not in the reference).
+RAW_DATA_STORAGE = "1.2.840.10008.5.1.4.1.1.66"
 KINDS = ("listmode", "sinogram", "norm", "other")
 
 
@@ -204,3 +206,35 @@ def open_export(folder: str | os.PathLike) -> SiemensExport:
         getattr(export, item.kind).append(item)
     return export
 
+
+
+def write_wrapper(path: str | os.PathLike, header_text: str, payload: bytes, *, csa: bytes | None = None,
+                  software_version: str = "syngo MR E11", overwrite: bool = False) -> Path:
+    """Write a raw-data object as the scanner exports one: ``path`` (.dcm) with its sibling ``.bf`` payload.
+
+    The Interfile header goes into (0029,1010), ``csa`` (a CSA2 header,
+    :func:`petrecon.io.siemens_csa.write_csa`) into (0029,1020); both files are
+    written atomically. What :func:`read_wrapper` reads back.
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from petrecon.io.atomic import atomic_output
+
+    path = Path(path)
+    dataset = pydicom.Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.file_meta.MediaStorageSOPClassUID = RAW_DATA_STORAGE
+    dataset.SOPClassUID, dataset.SOPInstanceUID = RAW_DATA_STORAGE, generate_uid()
+    dataset.Modality, dataset.SoftwareVersions = "PT", software_version
+    dataset.add_new((0x0029, 0x0010), "LO", "SIEMENS CSA NON-IMAGE")
+    dataset.add_new((0x0029, 0x1010), "OB", header_text.encode("latin-1") + b"\x00" * (len(header_text) % 2))
+    if csa is not None:
+        dataset.add_new((0x0029, 0x1020), "OB", csa)
+    with atomic_output(path.with_suffix(".bf"), overwrite=overwrite) as temporary_payload, \
+            atomic_output(path, overwrite=overwrite) as temporary:
+        temporary_payload.write_bytes(payload)
+        dataset.save_as(temporary, enforce_file_format=True)
+    return path
