@@ -185,3 +185,27 @@ def test_simulated_mmr_export_with_hardware_mu_map_reconstructs_the_true_activit
         errors[name] = central_cylinder_mean(volume, 60.0, 30.0) / truth - 1.0
     assert abs(errors["with"]) < 0.02  # central 80 % of the radius, axial centre: away from partial volume
     assert errors["without"] < -0.05  # the table's attenuation, uncorrected (-10.5 % measured)
+
+
+def test_mumap_command_adds_the_hardware_to_the_scanner_mu_map(tmp_path, capsys):
+    from petrecon.cli import main
+    from petrecon.io import read_container
+
+    grid = ImageGrid.centred((20, 20, 6), (6.0, 6.0, 6.0))
+    patient = np.where(np.hypot(*np.meshgrid(*(np.arange(20) - 9.5,) * 2, indexing="ij")) < 6, 0.096, 0.0)
+    write_mu_map_series(tmp_path / "umap", Volume(np.repeat(patient[:, :, None], 6, 2).astype(np.float32), grid),
+                        "HFS", -812.5, PLACEMENT.gantry_table_home_offset_mm)
+    table_grid = ImageGrid((30, 3, 20), (4.0, 4.0, 4.0), (-58.0, 70.0, -38.0))
+    table = write_hardware_mu_map(tmp_path / "umap_PT_1.v.hdr",
+                                  Volume(np.full(table_grid.shape, 0.1, np.float32), table_grid), PLACEMENT)
+    command = ["mumap", "--scanner-mumap", str(tmp_path / "umap"), "--scanner", "test", "--bed-position-mm",
+               "-812.5", "--hardware-mumap", str(table), "--out", str(tmp_path / "mu.h5")]
+    assert main(command) == 2  # the series records the gantry table offset, but nothing gives the table origin
+    assert "--table-origin-mm" in capsys.readouterr().err
+    assert main([*command, "--table-origin-mm", *map(str, PLACEMENT.table_position_origin_mm)]) == 0
+    mu = read_container(tmp_path / "mu.h5").volumes["mu_per_cm"]
+    assert mu.metadata["hardware_mu_maps"] == [str(table)]
+    centre = np.array(mu.grid.shape) // 2
+    assert mu.data[tuple(centre)] == pytest.approx(0.096, abs=1e-4)  # the patient, from mu x 10000
+    row = int(round((76.0 - mu.grid.origin_mm[1]) / mu.grid.voxel_size_mm[1]))  # inside the table (y 68 .. 80 mm)
+    assert mu.data[centre[0], row, centre[2]] == pytest.approx(0.1, abs=1e-3)

@@ -111,7 +111,8 @@ def add_hardware_mu_maps(mu: Volume, headers: Sequence[str | os.PathLike], place
     mu : Volume
         The patient's mu-map in the acquisition's gantry frame (from the MR:
         it does not see the hardware). One that already holds hardware
-        parts (``metadata["hardware"]``) or comes from a CT (which sees the
+        parts (``metadata["hardware_mu_maps"]``, or a Dixon mu-map made with a
+        hardware template) or comes from a CT (which sees the
         table and the coils) is refused.
     headers : sequence of path-like
         Hardware mu-map headers (``umap_*.v.hdr``).
@@ -126,14 +127,16 @@ def add_hardware_mu_maps(mu: Volume, headers: Sequence[str | os.PathLike], place
     Volume
         On ``mu``'s voxels extended to ``cover``: the patient's mu-map plus
         each part resampled trilinearly (the sum, as NiftyPET's
-        ``hdw_mumap`` sums the parts), with ``metadata["hardware"]`` listing
+        ``hdw_mumap`` sums the parts), with ``metadata["hardware_mu_maps"]`` listing
         the files.
     """
     from petrecon.io.hardware_mumap import read_hardware_mu_map
 
-    if mu.metadata.get("hardware"):
+    held = mu.metadata.get("hardware_mu_maps") or (["a hardware template"] if mu.metadata.get("hardware") is True
+                                                   else None)  # dixon_mu_map(..., hardware=) records True
+    if held:
         raise ParameterError(f"{mu.metadata.get('series', 'the mu-map')}: already holds the hardware parts "
-                             f"{mu.metadata['hardware']}; give them once")
+                             f"{held}; give them once")
     if mu.metadata.get("source") == "ct":
         raise ParameterError("a CT-based mu-map already holds the table and the coils (the CT sees them); "
                              "hardware mu-maps are for PET/MR mu-maps")
@@ -142,7 +145,7 @@ def add_hardware_mu_maps(mu: Volume, headers: Sequence[str | os.PathLike], place
     for header in headers:
         part = read_hardware_mu_map(header).in_gantry(placement)
         total += np.clip(resample_to_grid(part, grid, order=1, fill_value=0.0).data, 0.0, None)
-    metadata = dict(mu.metadata, hardware=[str(h) for h in headers],
+    metadata = dict(mu.metadata, hardware_mu_maps=[str(h) for h in headers],
                     table_position_origin_mm=list(placement.table_position_origin_mm),
                     gantry_table_home_offset_mm=list(placement.gantry_table_home_offset_mm))
     return Volume(total, grid, metadata)

@@ -71,7 +71,7 @@ def _cmd_mumap(args: argparse.Namespace) -> None:
     truncated = mu.metadata.get("truncated_slices") or []
     print(f"mu-map           {mu.metadata['source']} -> {args.scanner} grid {mu.grid.shape}, "
           f"max {float(mu.data.max()):.4f} cm^-1")
-    for part in mu.metadata.get("hardware", []):
+    for part in mu.metadata.get("hardware_mu_maps", []):
         print(f"hardware         {part}")
     if truncated:
         print(f"warning          the body touches the CT field of view in {len(truncated)} CT slices")
