@@ -513,6 +513,21 @@ def _header_json(dataset: Any) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- writing
+def new_dataset(sop_class_uid: str, modality: str) -> Any:
+    """An empty DICOM dataset of ``sop_class_uid`` (explicit VR little endian, new SOP instance UID) and ``modality``."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    dataset = pydicom.Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.file_meta.MediaStorageSOPClassUID = sop_class_uid
+    dataset.SOPClassUID, dataset.SOPInstanceUID = sop_class_uid, generate_uid()
+    dataset.Modality = modality
+    return dataset
+
+
 def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLike, *, injected_dose_bq: float,
                      injection_datetime: dt.datetime, series_datetime: dt.datetime,
                      frame_duration_s: float | Sequence[float], frame_start_s: Sequence[float] | None = None,

@@ -216,19 +216,12 @@ def write_wrapper(path: str | os.PathLike, header_text: str, payload: bytes, *, 
     :func:`petrecon.io.siemens_csa.write_csa`) into (0029,1020); both files are
     written atomically. What :func:`read_wrapper` reads back.
     """
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
     from petrecon.io.atomic import atomic_output
+    from petrecon.io.dicom import new_dataset
 
     path = Path(path)
-    dataset = pydicom.Dataset()
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset.file_meta.MediaStorageSOPClassUID = RAW_DATA_STORAGE
-    dataset.SOPClassUID, dataset.SOPInstanceUID = RAW_DATA_STORAGE, generate_uid()
-    dataset.Modality, dataset.SoftwareVersions = "PT", software_version
+    dataset = new_dataset(RAW_DATA_STORAGE, "PT")
+    dataset.SoftwareVersions = software_version
     dataset.add_new((0x0029, 0x0010), "LO", "SIEMENS CSA NON-IMAGE")
     dataset.add_new((0x0029, 0x1010), "OB", header_text.encode("latin-1") + b"\x00" * (len(header_text) % 2))
     if csa is not None:

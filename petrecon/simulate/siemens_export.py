@@ -178,11 +178,9 @@ def write_mu_map_series(folder: Path, mu: Volume, patient_position: str, bed_pos
     (0029,1020) records ``GantryTableHomeOffset``. Stored as int16 with
     RescaleSlope 1, so mu is kept to 1e-4 cm^-1.
     """
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
-    from petrecon.io.dicom import MR_IMAGE_STORAGE, SCANNER_MU_MAP_SCALE
+    from petrecon.io.dicom import MR_IMAGE_STORAGE, SCANNER_MU_MAP_SCALE, new_dataset
 
     to_patient = gantry_to_patient_affine(patient_position, bed_position_mm)
     grid = mu.grid
@@ -191,12 +189,8 @@ def write_mu_map_series(folder: Path, mu: Volume, patient_position: str, bed_pos
     csa_series = write_csa({"GantryTableHomeOffset": [f"{v:.6f}" for v in gantry_table_home_offset_mm]})
     folder.mkdir()
     for k in range(grid.shape[2]):
-        ds = pydicom.Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
-        ds.SOPClassUID, ds.SOPInstanceUID = MR_IMAGE_STORAGE, generate_uid()
-        ds.Modality, ds.SeriesInstanceUID, ds.SeriesDescription = "MR", series_uid, "MRAC_PET_UMAP (petrecon)"
+        ds = new_dataset(MR_IMAGE_STORAGE, "MR")
+        ds.SeriesInstanceUID, ds.SeriesDescription = series_uid, "MRAC_PET_UMAP (petrecon)"
         ds.PatientPosition = patient_position
         ds.ImageOrientationPatient = [f"{v:g}" for v in (*to_patient[:3, 0], *to_patient[:3, 1])]
         corner = to_patient @ [*grid.origin_mm[:2], grid.origin_mm[2] + k * grid.voxel_size_mm[2], 1.0]
