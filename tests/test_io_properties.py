@@ -238,3 +238,49 @@ def test_mutated_component_norm_files_give_components_or_petrecon_errors(tmp_pat
         bin_efficiencies(norm, LAYOUT, views=[0])
     except PetreconError:
         pass
+
+
+@pytest.fixture(scope="module")
+def valid_hardware_mu_map(tmp_path_factory):
+    from petrecon.io.hardware_mumap import TablePlacement, write_hardware_mu_map
+
+    folder = tmp_path_factory.mktemp("hardware")
+    grid = ImageGrid((5, 4, 3), (2.0, 2.0, 4.0), (-4.0, 66.0, -4.0))
+    header = write_hardware_mu_map(folder / "umap_PT_1.v.hdr", Volume(np.full(grid.shape, 0.1, np.float32), grid),
+                                   TablePlacement(-812.5, (0.0, 0.0, -1260.0), (0.0, 0.0, 1250.0)))
+    return header.read_text(), (folder / "umap_PT_1.v").read_bytes()
+
+
+@FAST
+@given(data=st.data())
+def test_mutated_hardware_mu_maps_give_a_placed_part_or_petrecon_errors(tmp_path_factory, valid_hardware_mu_map,
+                                                                        data):
+    from petrecon.io.hardware_mumap import TablePlacement, read_hardware_mu_map
+
+    text, payload = valid_hardware_mu_map
+    folder = tmp_path_factory.mktemp("mutated_hardware")
+    (folder / "umap_PT_1.v.hdr").write_text(data.draw(mutated_header(text)), encoding="latin-1", errors="replace")
+    cut = data.draw(st.sampled_from([len(payload), len(payload) - 4, 0]))
+    (folder / "umap_PT_1.v").write_bytes(payload[:cut])
+    try:
+        volume = read_hardware_mu_map(folder / "umap_PT_1.v.hdr").in_gantry(TablePlacement(0.0, (0, 0, 0), (0, 0, 0)))
+        assert np.all(np.isfinite(volume.data)) and float(volume.data.min()) >= 0.0
+    except PetreconError:
+        pass
+
+
+@FAST
+@given(cut=st.integers(0, 400), flips=st.lists(st.tuples(st.integers(0, 399), st.integers(0, 255)), max_size=4))
+def test_mutated_csa_headers_give_elements_or_a_format_error(cut, flips):
+    from petrecon.errors import FormatError
+    from petrecon.io.siemens_csa import read_csa, write_csa
+
+    blob = bytearray(write_csa({"TablePositionOrigin": ["0.0", "0.0", "-1260.0"], "GantryTableHomeOffset": ["1"]}))
+    for position, value in flips:
+        if position < len(blob):
+            blob[position] = value
+    try:
+        elements = read_csa(bytes(blob[:cut]), "x.dcm")
+        assert all(isinstance(items, list) for items in elements.values())
+    except FormatError:
+        pass

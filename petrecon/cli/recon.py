@@ -17,6 +17,8 @@ _EPILOG = """examples:
   petrecon recon PETLM.l --scanner mmr --isotope F18 --norm norm.h5 \\
       --mumap-dixon water/ fat/ --calibration 1.02 --out recon.h5                     # PETLINK list-mode
   petrecon recon export/ --mumap-dixon water/ fat/ --dicom pet/                          # Siemens raw-data export
+  petrecon recon export/ --mumap-scanner export/UMAP/ --hardware-mumap hw/umap_PT_2291734.v.hdr \\
+      hw/umap_HNMCL_10606489.v.hdr hw/umap_HNMCU_10606489.v.hdr --dicom pet/   # the mMR's own mu-maps
   petrecon recon scan.petsird --scanner test --isotope F18 --no normalisation --out r.h5 # PETSIRD
   petrecon recon PETLM.l --scanner mmr --frames 6x10s,4x60s,5x300s --out dyn.h5 --dicom dyn/   # dynamic
   petrecon recon study.h5 --protocol site.toml --no scatter --psf-fwhm-mm 4 --backend cuda --out r.h5
@@ -46,20 +48,32 @@ def _recon_protocol(args: argparse.Namespace):
                                whole_body=args.whole_body or protocol.whole_body)
 
 
-def _recon_mu_map(args: argparse.Namespace, attributes: dict):
-    """The mu-map the options name, in the gantry frame of the study with container ``attributes``."""
-    from petrecon.attenuation.mumap import mu_map_from_ct_series, mu_map_from_dixon_series
+def _recon_mu_map(args: argparse.Namespace, attributes: dict, cover=None):
+    """The mu-map the options name, in the gantry frame of the study with container ``attributes``.
+
+    Hardware mu-maps (``--hardware-mumap``) are added on a grid that also
+    covers ``cover`` (the reconstruction grid), placed for the study's bed
+    position (:func:`petrecon.cli.attenuation.with_hardware`). A whole-body
+    study's mu-map is made in the frame of bed position 0 and moved into
+    each bed's frame with the patient (:func:`petrecon.recon.wholebody.bed_frame`):
+    the hardware parts ride on the table, so they move with it.
+    """
+    from petrecon.attenuation.mumap import mu_map_from_ct_series, mu_map_from_dixon_series, mu_map_from_scanner_series
+    from petrecon.cli.attenuation import with_hardware
     from petrecon.geometry.patient import study_bed_position_mm
     from petrecon.io import read_container
 
     frame = {"patient_position": attributes.get("patient_position"),
              "bed_position_mm": study_bed_position_mm(attributes)}
+    mu = None
     if args.mumap_ct:
-        return mu_map_from_ct_series(args.mumap_ct, **frame)
-    if args.mumap_dixon:
-        return mu_map_from_dixon_series(*args.mumap_dixon, kind="in_opposed" if args.in_opposed else "water_fat",
-                                        **frame)
-    if args.mumap:
+        mu = mu_map_from_ct_series(args.mumap_ct, **frame)
+    elif args.mumap_dixon:
+        mu = mu_map_from_dixon_series(*args.mumap_dixon, kind="in_opposed" if args.in_opposed else "water_fat",
+                                      **frame)
+    elif args.mumap_scanner:
+        mu = mu_map_from_scanner_series(args.mumap_scanner, **frame)
+    elif args.mumap:
         volumes = read_container(args.mumap).volumes
         if "mu_per_cm" not in volumes:
             from petrecon.errors import FormatError
@@ -67,8 +81,7 @@ def _recon_mu_map(args: argparse.Namespace, attributes: dict):
             raise FormatError(args.mumap, "/volumes/mu_per_cm", "is missing: not a mu-map container")
         mu = volumes["mu_per_cm"]
         mu.metadata.setdefault("series", args.mumap)
-        return mu
-    return None
+    return with_hardware(args, mu, frame["bed_position_mm"], cover, attributes.get("table_position_origin_mm"))
 
 
 @contextlib.contextmanager
@@ -151,6 +164,7 @@ def _cmd_recon(args: argparse.Namespace) -> None:
 def _reconstruct(args: argparse.Namespace, backend: str) -> None:
     from petrecon.io.multibed import is_whole_body
     from petrecon.io.study_input import open_listmode, open_study, plan_corrections
+    from petrecon.recon.study import image_grid
 
     protocol = _recon_protocol(args)
     progress = not args.quiet
@@ -165,7 +179,7 @@ def _reconstruct(args: argparse.Namespace, backend: str) -> None:
     else:
         study = open_study(args.study, scanner=args.scanner, normalisation=args.norm, progress=progress)
     _study_facts(study, args)
-    mu = _recon_mu_map(args, study.attributes)
+    mu = _recon_mu_map(args, study.attributes, cover=image_grid(protocol, study.layout))
     protocol, not_applied = plan_corrections(study, protocol, mu_given=mu is not None,
                                              listmode_frames=bool(args.frames))
     for name, reason in not_applied.items():
@@ -258,6 +272,8 @@ def _dynamic(args, source, study, frames, protocol, mu, not_applied, fields, pro
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from petrecon.cli.attenuation import add_hardware_options
+
     recon = commands.add_parser(
         "recon", help="AW-OSEM reconstruction of a container, Interfile, list-mode, Siemens export or PETSIRD "
                       "input to Bq/ml (HDF5, DICOM), static or dynamic",
@@ -276,8 +292,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                                                            "the DICOM output joins its study and frame of reference")
     mu.add_argument("--mumap-dixon", nargs=2, metavar=("WATERDIR", "FATDIR"),
                     help="attenuation from Dixon MR; the DICOM output joins its study and frame of reference")
+    mu.add_argument("--mumap-scanner", metavar="DICOMDIR", help="attenuation from the mMR's own mu-map series "
+                                                                "(MR images of mu x 10000)")
     mu.add_argument("--mumap", metavar="MUMAP.h5", help="attenuation from a container's mu_per_cm volume")
     recon.add_argument("--in-opposed", action="store_true", help="the Dixon series are in- and opposed-phase")
+    add_hardware_options(recon)
     recon.add_argument("--no", action="append", default=[], metavar="CORRECTION",
                        choices=["normalisation", "attenuation", "randoms", "scatter", "dead_time", "decay"],
                        help="turn a correction off (repeatable): normalisation, attenuation, randoms, scatter, "

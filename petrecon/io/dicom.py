@@ -197,6 +197,52 @@ def read_ct_series(folder: str | os.PathLike, *, series_uid: str | None = None,
     return Volume(series.data.astype(np.float32), series.grid, metadata)
 
 
+#: The mMR stores its MR-based mu-map as MR images of ``mu [cm^-1] x 10000`` (NiftyPET/NIPET ``img/mmrimg.py``
+#: ``obj_mumap`` and ``mudcm2nii`` divide the rescaled values by 1e4; UCL nmtools ``MRAC.hpp`` divides by 10000).
+SCANNER_MU_MAP_SCALE = 1e4
+
+
+def read_scanner_mu_map_series(folder: str | os.PathLike, *, series_uid: str | None = None,
+                               patient_position: str | None = None,
+                               bed_position_mm: float | None = None) -> Volume:
+    """Read the mMR's own mu-map series (MR images, ``mu x 10000``) into mu at 511 keV (cm^-1).
+
+    Placed in the gantry frame of the PET acquisition's ``bed_position_mm``
+    as :func:`read_ct_series`. ``value / 10000`` after the per-slice rescale
+    (:data:`SCANNER_MU_MAP_SCALE`); negative values (interpolation
+    undershoot) become 0, as in NiftyPET's ``obj_mumap``. The series is read
+    as Modality MR: the mMR's mu-map is part of its MR study (*unverified*:
+    petrecon has no real series; NiftyPET reads it with dcm2niix, whatever
+    its modality).
+
+    Metadata: ``units = "cm^-1"``, ``patient_position``, ``bed_position_mm``,
+    ``gantry_table_home_offset_mm`` (the CSA element ``GantryTableHomeOffset``
+    of the first slice, x y z mm, that places the hardware mu-maps:
+    :mod:`petrecon.io.hardware_mumap`; None when absent), ``dicom_header``.
+
+    Raises
+    ------
+    FormatError
+        As :func:`read_ct_series`; values beyond 3 cm^-1 after the division
+        (a CT in HU or an MR image, not a mu-map) name the first file and PixelData.
+    """
+    from petrecon.io.siemens_csa import csa_vector
+
+    series = _read_series(Path(folder), "MR", series_uid, patient_position, bed_position_mm)
+    mu = np.clip(series.data / SCANNER_MU_MAP_SCALE, 0.0, None)
+    path = Path(series.first.filename) if getattr(series.first, "filename", None) else Path(folder)
+    if float(mu.max(initial=0.0)) > 3.0:
+        raise FormatError(path, "PixelData", f"values reach {float(mu.max()) * SCANNER_MU_MAP_SCALE:.6g}, "
+                                             f"{float(mu.max()):.4g} cm^-1 after / {SCANNER_MU_MAP_SCALE:g}: not "
+                                             "the scanner's mu-map (lead is 1.7 cm^-1)")
+    offset = csa_vector(series.first, path, "GantryTableHomeOffset")
+    metadata = {"units": "cm^-1", "source": "scanner", "patient_position": series.patient_position,
+                "bed_position_mm": series.bed_position_mm,
+                "gantry_table_home_offset_mm": None if offset is None else offset.tolist(),
+                "dicom_header": _header_json(series.first)}
+    return Volume(mu.astype(np.float32), series.grid, metadata)
+
+
 def read_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.PathLike, *,
                       kind: str = "water_fat", patient_position: str | None = None,
                       bed_position_mm: float | None = None) -> tuple[Volume, Volume]:
@@ -534,6 +580,21 @@ def _dicom_datetime(date: Any, time: Any) -> dt.datetime | None:
 UNKNOWN_TRACER = "unknown"
 #: Longest value of a DICOM LO element (Radiopharmaceutical, ReconstructionMethod): PS3.5 table 6.2-1.
 _LO_MAX_CHARS = 64
+
+
+def new_dataset(sop_class_uid: str, modality: str) -> Any:
+    """An empty DICOM dataset of ``sop_class_uid`` (explicit VR little endian, new SOP instance UID) and ``modality``."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    dataset = pydicom.Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.file_meta.MediaStorageSOPClassUID = sop_class_uid
+    dataset.SOPClassUID, dataset.SOPInstanceUID = sop_class_uid, generate_uid()
+    dataset.Modality = modality
+    return dataset
 
 
 def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLike, *, injected_dose_bq: float,

@@ -610,9 +610,21 @@ def write_interfile_image(header_path: str | os.PathLike, volume: Volume, *, ove
     items.append(("data offset in bytes[1]", 0))
     if "units" in volume.metadata:
         items.append(("quantification units", volume.metadata["units"]))
+    return write_image_files(header_path, volume.data, items, overwrite=overwrite)
+
+
+def write_image_files(header_path: str | os.PathLike, data: np.ndarray, items: list[tuple[str, object]], *,
+                      overwrite: bool = False) -> Path:
+    """Write ``data`` (x, y, z) as ``<name>.v`` (float32, little-endian, x fastest) and ``items`` as its header.
+
+    ``items`` must name the data file (``name of data file``, the header name
+    minus ``.hdr``); both files are written atomically.
+    """
+    header_path = Path(header_path)
+    data_path = _data_path_for(header_path, ".v")
     with atomic_output(data_path, overwrite=overwrite) as temporary_data, \
             atomic_output(header_path, overwrite=overwrite) as temporary_header:
-        np.ascontiguousarray(np.asarray(volume.data, dtype="<f4").transpose(2, 1, 0)).tofile(temporary_data)
+        np.ascontiguousarray(np.asarray(data, dtype="<f4").transpose(2, 1, 0)).tofile(temporary_data)
         temporary_header.write_text(format_interfile(items), encoding="utf-8")
     return header_path
 

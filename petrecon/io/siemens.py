@@ -17,6 +17,13 @@ ImageType is not used because the reference does not give its values):
   ``%data format`` value contains ``norm``;
 - sinogram: a header with ``%segment table`` and ``matrix size[3]``;
 - anything else is ``other`` (listed, not read).
+
+DICOM files of an export whose private elements hold no Interfile header
+(images: the mu-map series, whose (0029,1010) is a CSA image header) are
+not raw-data objects and are left out. A list-mode object's CSA header
+((0029,1020), else (0029,1120)) gives ``TablePositionOrigin``, which places
+the hardware mu-maps (:mod:`petrecon.io.hardware_mumap`, NiftyPET
+``get_hmupos``).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from petrecon.errors import FormatError
 from petrecon.io.interfile import InterfileHeader, InterfileSinograms, parse_interfile, read_interfile_sinograms
 
 HEADER_TAGS = ((0x0029, 0x1010), (0x0029, 0x1110))
+#: Raw Data Storage, the SOP class petrecon writes its wrappers with (the scanner's own class is not in the reference).
+RAW_DATA_STORAGE = "1.2.840.10008.5.1.4.1.1.66"
 KINDS = ("listmode", "sinogram", "norm", "other")
 
 
@@ -49,6 +58,8 @@ class RawObject:
         SoftwareVersions (0018,1020), empty if absent.
     header_tag : tuple of int
         The element that held the header.
+    table_position_origin_mm : tuple of float or None
+        ``TablePositionOrigin`` (x, y, z) of the object's CSA header, None when absent.
     """
 
     kind: str
@@ -57,6 +68,7 @@ class RawObject:
     header: InterfileHeader
     software_version: str
     header_tag: tuple[int, int]
+    table_position_origin_mm: tuple[float, float, float] | None = None
 
     def read_sinograms(self, scanner: str | None = None) -> InterfileSinograms:
         """Read a sinogram or normalisation object (geometry checked against the registry)."""
@@ -94,6 +106,14 @@ def header_from_dataset(dataset: Any, path: str | os.PathLike) -> tuple[Interfil
     FormatError
         If neither element holds an Interfile header.
     """
+    found = _interfile_text(dataset)
+    if found is None:
+        raise FormatError(path, "(0029,1010)", "no Interfile header in (0029,1010) or (0029,1110)")
+    return parse_interfile(found[0], path), found[1]
+
+
+def _interfile_text(dataset: Any) -> tuple[str, tuple[int, int]] | None:
+    """The Interfile header text of (0029,1010), else (0029,1110), and its tag; None when neither holds one."""
     for tag in HEADER_TAGS:
         if tag not in dataset:
             continue
@@ -101,8 +121,8 @@ def header_from_dataset(dataset: Any, path: str | os.PathLike) -> tuple[Interfil
         text = value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
         text = text.replace("\x00", "").strip()
         if text.upper().lstrip("!").startswith("INTERFILE"):
-            return parse_interfile(text, path), tag
-    raise FormatError(path, "(0029,1010)", "no Interfile header in (0029,1010) or (0029,1110)")
+            return text, tag
+    return None
 
 
 def classify(header: InterfileHeader) -> str:
@@ -143,11 +163,15 @@ def read_wrapper(path: str | os.PathLike) -> RawObject:
     except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, TypeError, AttributeError,
             KeyError, IndexError, NotImplementedError, OverflowError, UnicodeDecodeError) as error:
         raise FormatError(path, "file", f"is not a readable DICOM file ({error})") from None
+    from petrecon.io.siemens_csa import csa_vector
+
     header, tag = header_from_dataset(dataset, path)
     payload = path.with_suffix(".bf")
     if not payload.is_file():
         raise FormatError(path, "payload", f"the sibling {payload.name} does not exist")
-    return RawObject(classify(header), path, payload, header, str(dataset.get("SoftwareVersions", "")), tag)
+    origin = csa_vector(dataset, path, "TablePositionOrigin")
+    return RawObject(classify(header), path, payload, header, str(dataset.get("SoftwareVersions", "")), tag,
+                     None if origin is None else tuple(float(v) for v in origin))
 
 
 def open_export(folder: str | os.PathLike) -> SiemensExport:
@@ -176,9 +200,34 @@ def open_export(folder: str | os.PathLike) -> SiemensExport:
         except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError, TypeError, AttributeError,
                 KeyError, IndexError, NotImplementedError, OverflowError, UnicodeDecodeError):
             continue
-        if not any(tag in dataset for tag in HEADER_TAGS):
-            continue
+        if _interfile_text(dataset) is None:
+            continue  # an image (its private elements are CSA headers) or another DICOM object
         item = read_wrapper(path)
         getattr(export, item.kind).append(item)
     return export
 
+
+
+def write_wrapper(path: str | os.PathLike, header_text: str, payload: bytes, *, csa: bytes | None = None,
+                  software_version: str = "syngo MR E11", overwrite: bool = False) -> Path:
+    """Write a raw-data object as the scanner exports one: ``path`` (.dcm) with its sibling ``.bf`` payload.
+
+    The Interfile header goes into (0029,1010), ``csa`` (a CSA2 header,
+    :func:`petrecon.io.siemens_csa.write_csa`) into (0029,1020); both files are
+    written atomically. What :func:`read_wrapper` reads back.
+    """
+    from petrecon.io.atomic import atomic_output
+    from petrecon.io.dicom import new_dataset
+
+    path = Path(path)
+    dataset = new_dataset(RAW_DATA_STORAGE, "PT")
+    dataset.SoftwareVersions = software_version
+    dataset.add_new((0x0029, 0x0010), "LO", "SIEMENS CSA NON-IMAGE")
+    dataset.add_new((0x0029, 0x1010), "OB", header_text.encode("latin-1") + b"\x00" * (len(header_text) % 2))
+    if csa is not None:
+        dataset.add_new((0x0029, 0x1020), "OB", csa)
+    with atomic_output(path.with_suffix(".bf"), overwrite=overwrite) as temporary_payload, \
+            atomic_output(path, overwrite=overwrite) as temporary:
+        temporary_payload.write_bytes(payload)
+        dataset.save_as(temporary, enforce_file_format=True)
+    return path

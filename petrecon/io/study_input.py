@@ -264,6 +264,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
     kind = detect_format(path)
     header = None
     words_path = path
+    table_origin = None
     if kind == "interfile":
         header = read_header(path)
         if classify(header) == "listmode":
@@ -275,6 +276,7 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         if len(found) != 1 or found[0].kind != "listmode":
             raise FormatError(path, "kind", "is not one list-mode object")
         header, words_path = found[0].header, found[0].payload_path
+        table_origin = found[0].table_position_origin_mm
         norms = open_export(path).norm if kind == "siemens-export" and normalisation is None else []
         normalisation = norms[0].dicom_path if len(norms) == 1 else normalisation
     if kind not in ("listmode", "petsird") and words_path == path:
@@ -290,8 +292,11 @@ def open_listmode(path: str | os.PathLike, *, scanner: str | SinogramLayout | No
         layout = _layout_for(scanner, path, named)
         source = words_path
     check_listmode_header(header, layout)
-    base = Container(layout=layout, attributes={**(header_attributes(header) if header is not None else {}),
-                                                "input_format": kind, "listmode_file": str(words_path)},
+    attributes = {**(header_attributes(header) if header is not None else {}), "input_format": kind,
+                  "listmode_file": str(words_path)}
+    if table_origin is not None:  # places the hardware mu-maps (petrecon.io.hardware_mumap)
+        attributes["table_position_origin_mm"] = list(table_origin)
+    base = Container(layout=layout, attributes=attributes,
                      provenance={"inputs_read": [str(path)] + ([str(words_path)] if words_path != path else [])})
     if normalisation is not None:
         attach_normalisation(base, Path(normalisation), scanner)

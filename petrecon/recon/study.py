@@ -197,7 +197,7 @@ def study_model(container: Container, protocol: ReconstructionProtocol = Reconst
         else None
     if scatter is not None:
         check_correction("scatter", scatter, source)
-    return StudyModel(layout, _image_grid(protocol, layout), prompts, efficiency, multiplicative, acf, randoms,
+    return StudyModel(layout, image_grid(protocol, layout), prompts, efficiency, multiplicative, acf, randoms,
                       scatter, scatter_mu, corrected, duration_s)
 
 
@@ -276,7 +276,8 @@ def scatter_rounds(model: StudyModel, protocol: ReconstructionProtocol) -> int:
     return protocol.corrections.scatter_rounds + 1 if model.scatter_mu is not None else 1
 
 
-def _image_grid(protocol: ReconstructionProtocol, layout) -> ImageGrid:
+def image_grid(protocol: ReconstructionProtocol, layout) -> ImageGrid:
+    """The reconstruction grid: the protocol's image shape and voxel size, else the scanner's default image."""
     if protocol.image_shape is not None:
         return ImageGrid.centred(protocol.image_shape, protocol.voxel_size_mm)
     return ImageGrid.centred(layout.scanner.default_image_shape, layout.scanner.default_voxel_size_mm)
