@@ -114,10 +114,15 @@ def test_petsird_events_reconstruct_like_their_listmode(inputs, tmp_path):
     c1, c2 = layout.view_crystals(np.arange(layout.n_views))
     crystal1, crystal2 = c1[view, 0, radial], c2[view, 0, radial]
     info = _test_scanner_in_petsird()
-    _, _, ring_of, crystal_of, _ = scanner_from_petsird(info)
+    _, centres, ring_of, crystal_of, _ = scanner_from_petsird(info)
     element = np.empty((8, 112), np.int64)
     element[ring_of, crystal_of] = np.arange(ring_of.size)
-    pairs = np.c_[element[rings[:, 0], crystal1], element[rings[:, 1], crystal2]]
+    # the registry numbers its crystals as the scanner does: match each to the PETSIRD crystal at its angle
+    registry_angle = layout.scanner.crystal_angles_rad()
+    petsird_angle = np.arctan2(centres[element[0], 1], centres[element[0], 0])
+    petsird_crystal = np.argmin(np.abs(np.angle(np.exp(1j * (registry_angle[:, None] - petsird_angle[None, :])))),
+                                axis=1)
+    pairs = np.c_[element[rings[:, 0], petsird_crystal[crystal1]], element[rings[:, 1], petsird_crystal[crystal2]]]
     with petsird.BinaryPETSIRDWriter(str(folder / "scan.petsird")) as writer:
         writer.write_header(petsird.Header(scanner=info))
         blocks = []
@@ -255,6 +260,6 @@ def test_siemens_component_norm_given_or_found_in_an_export_calibrates_the_image
     text = header.read_text()
     header.write_text(text.replace("%matrix size [3] := {112,8}", "%matrix size [3] := {112,9}"))
     assert main(["recon", str(folder / "scan.l"), "--scanner", "test", "--norm", str(header),
-                 "--out", str(tmp_path / "r.h5"), "--quiet"]) == 2
+                 "--out", str(tmp_path / "refused.h5"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "scan.n.hdr" in err and "matrix size[3]" in err

@@ -42,9 +42,9 @@ import numba
 import numpy as np
 
 from petrecon.errors import FormatError, ParameterError
-from petrecon.io.atomic import EXISTS
 from petrecon.geometry import SinogramLayout
 from petrecon.io import petlink
+from petrecon.io.atomic import EXISTS
 
 DEFAULT_CHUNK_WORDS = 1 << 22  # 16 MiB of words read at a time
 #: Events of a frame that may address no sinogram bin (dropped or unmapped) before the data are refused.

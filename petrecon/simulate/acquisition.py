@@ -53,9 +53,9 @@ import numpy as np
 
 from petrecon import __version__
 from petrecon.errors import ParameterError
-from petrecon.io.atomic import EXISTS
 from petrecon.geometry import SinogramLayout, default_layout
 from petrecon.geometry.patient import bed_attributes, check_patient_position
+from petrecon.io.atomic import EXISTS
 from petrecon.io.container import Container
 from petrecon.isotopes import get_isotope
 from petrecon.simulate import detection

@@ -31,9 +31,9 @@ import numpy as np
 
 from petrecon import __version__
 from petrecon.errors import ParameterError
-from petrecon.io.atomic import EXISTS
 from petrecon.geometry import SinogramLayout, default_layout
 from petrecon.geometry.patient import bed_attributes, check_patient_position, patient_to_gantry_affine
+from petrecon.io.atomic import EXISTS
 from petrecon.io.multibed import WholeBodyStudy, bed_file_name, whole_body_grid, write_whole_body
 from petrecon.isotopes import get_isotope
 from petrecon.simulate.acquisition import region_concentrations_bq_per_ml, simulate_study
