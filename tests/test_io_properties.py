@@ -208,6 +208,15 @@ def test_random_wrapper_headers_give_a_raw_object_or_a_format_error(tmp_path_fac
         pass
 
 
+def _write_mutated_pair(data_path, text, payload, data):
+    """Write a mutated Interfile header (``<data_path>.hdr``) and its payload, whole or cut short; return the folder."""
+    data_path.with_name(data_path.name + ".hdr").write_text(data.draw(mutated_header(text)), encoding="latin-1",
+                                                            errors="replace")
+    cut = data.draw(st.sampled_from([len(payload), len(payload) - 4, len(payload) // 2, 0]))
+    data_path.write_bytes(payload[:cut])
+    return data_path.parent
+
+
 @pytest.fixture(scope="module")
 def valid_component_norm(tmp_path_factory):
     from petrecon.io.siemens_norm import expected_shapes, write_component_normalisation
@@ -229,10 +238,7 @@ def test_mutated_component_norm_files_give_components_or_petrecon_errors(tmp_pat
     from petrecon.recon.corrections.component_norm import bin_efficiencies
 
     text, payload = valid_component_norm
-    folder = tmp_path_factory.mktemp("mutated_norm")
-    (folder / "n.n.hdr").write_text(data.draw(mutated_header(text)), encoding="latin-1", errors="replace")
-    cut = data.draw(st.sampled_from([len(payload), len(payload) - 4, len(payload) // 2, 0]))
-    (folder / "n.n").write_bytes(payload[:cut])
+    folder = _write_mutated_pair(tmp_path_factory.mktemp("mutated_norm") / "n.n", text, payload, data)
     try:
         norm = read_component_normalisation(folder / "n.n.hdr")
         bin_efficiencies(norm, LAYOUT, views=[0])
@@ -258,10 +264,7 @@ def test_mutated_hardware_mu_maps_give_a_placed_part_or_petrecon_errors(tmp_path
     from petrecon.io.hardware_mumap import TablePlacement, read_hardware_mu_map
 
     text, payload = valid_hardware_mu_map
-    folder = tmp_path_factory.mktemp("mutated_hardware")
-    (folder / "umap_PT_1.v.hdr").write_text(data.draw(mutated_header(text)), encoding="latin-1", errors="replace")
-    cut = data.draw(st.sampled_from([len(payload), len(payload) - 4, 0]))
-    (folder / "umap_PT_1.v").write_bytes(payload[:cut])
+    folder = _write_mutated_pair(tmp_path_factory.mktemp("mutated_hardware") / "umap_PT_1.v", text, payload, data)
     try:
         volume = read_hardware_mu_map(folder / "umap_PT_1.v.hdr").in_gantry(TablePlacement(0.0, (0, 0, 0), (0, 0, 0)))
         assert np.all(np.isfinite(volume.data)) and float(volume.data.min()) >= 0.0
