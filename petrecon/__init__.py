@@ -5,4 +5,4 @@ compile lazily on first use and CuPy is imported only by
 :mod:`petrecon.backend` when a CUDA device is asked for.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
