@@ -59,7 +59,9 @@ def test_hfs_positions_are_lps_with_the_head_deep_in_the_gantry(tmp_path):
     files = _write(volume, tmp_path / "pet")
     first = pydicom.dcmread(files[0])
     assert [float(v) for v in first.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
-    assert first.PatientPosition == "HFS"
+    # PET: the position is coded in PatientOrientationCodeSequence / PatientGantryRelationshipCodeSequence, and
+    # PatientPosition shall then be absent (dciodvfy)
+    assert "PatientPosition" not in first and read_pet_series(tmp_path / "pet").metadata["patient_position"] == "HFS"
     x0, y0, z0 = volume.grid.origin_mm
     np.testing.assert_allclose([float(v) for v in first.ImagePositionPatient], [x0, y0, -z0])
     np.testing.assert_allclose([float(v) for v in pydicom.dcmread(files[3]).ImagePositionPatient],

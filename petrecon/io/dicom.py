@@ -810,7 +810,6 @@ def write_pet_series(volume: Volume | Sequence[Volume], folder: str | os.PathLik
             ds.FrameReferenceTime = f"{1000.0 * reference_s:.3f}"
             ds.ActualFrameDuration = int(round(duration_s * 1000))
             ds.DecayFactor = f"{decay_correction_factor(half_life_s, start_s, duration_s):.6f}"
-            ds.PatientPosition = patient_position
             ds.update(_orientation_codes(patient_position))
             ds.RadiopharmaceuticalInformationSequence = pydicom.Sequence([_radiopharmaceutical_item(
                 nuclide.name, radiopharmaceutical, injected_dose_bq, injection_datetime, half_life_s,
