@@ -235,6 +235,7 @@ class _Slices:
         self.along_mm = _along_axis_mm(volume, geometry.circle_centre_mm, geometry.axis)
         self.thickness_mm = _slice_thickness_mm(volume, geometry.axis)
         self._cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        self._discs: dict[float, tuple[cKDTree, np.ndarray]] = {}
 
     def slice(self, offset_mm: float) -> tuple[np.ndarray, np.ndarray]:
         """(points, values) of the voxels whose centres lie in [t - h/2, t + h/2) along the axis."""
@@ -245,14 +246,15 @@ class _Slices:
 
     def disc_means(self, centres_mm: np.ndarray, diameter_mm: float, offset_mm: float) -> np.ndarray:
         """Mean of circular ROIs (in-plane diameter) centred at ``centres_mm`` on the slice at ``offset_mm``."""
-        slab_points, slab_values = self.slice(offset_mm)
         axis = self.geometry.axis
+        if offset_mm not in self._discs:   # the slice's voxels projected onto the plane, for ball queries
+            slab_points, slab_values = self.slice(offset_mm)
+            self._discs[offset_mm] = cKDTree(slab_points - np.outer(slab_points @ axis, axis)), slab_values
+        tree, slab_values = self._discs[offset_mm]
         means = []
         for c in np.atleast_2d(centres_mm):
-            relative = slab_points - c
-            in_plane = relative - np.outer(relative @ axis, axis)
-            inside = np.einsum("ij,ij->i", in_plane, in_plane) <= (diameter_mm / 2.0) ** 2
-            if not inside.any():
+            inside = tree.query_ball_point(c - (c @ axis) * axis, diameter_mm / 2.0)
+            if not inside:
                 raise GeometryError(f"a {diameter_mm:g} mm ROI at {c.round(1)} mm holds no voxel "
                                     f"on slice {offset_mm:+g} mm")
             means.append(slab_values[inside].mean())
