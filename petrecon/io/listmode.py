@@ -530,8 +530,9 @@ def histogram_listmode_to_container(source: str | os.PathLike, layout: SinogramL
                   "duration_s": result.duration_s, "n_prompts": result.n_prompts, "n_delays": result.n_delays,
                   "n_dropped": result.n_dropped, "n_unmapped": result.n_unmapped,
                   "bucket_singles_per_s": {str(k): v for k, v in result.singles_per_s.items()}}
-    if header is not None and bed_position_mm(header) is not None:
-        attributes.update(bed_attributes(bed_position_mm(header)))
+    bed_mm = bed_position_mm(header) if header is not None else None
+    if bed_mm is not None:
+        attributes.update(bed_attributes(bed_mm))
     provenance = make_provenance(protocol={"operation": "histogram", "span": layout.span,
                                            "max_ring_difference": layout.max_ring_difference,
                                            "frame_s": [start_s, end_s]},

@@ -556,10 +556,11 @@ def header_attributes(header) -> dict:
     for key, name in texts.items():
         if header.has(key) and header.text(key).strip():
             attributes[name] = header.text(key).strip()
-    if bed_position_mm(header) is not None:
-        attributes.update(bed_attributes(bed_position_mm(header)))
-    if patient_position(header) is not None:
-        attributes["patient_position"] = patient_position(header)
+    bed_mm, position = bed_position_mm(header), patient_position(header)
+    if bed_mm is not None:
+        attributes.update(bed_attributes(bed_mm))
+    if position is not None:
+        attributes["patient_position"] = position
     return attributes
 
 
