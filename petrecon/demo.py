@@ -55,10 +55,10 @@ import numpy as np
 
 from petrecon import __version__
 from petrecon.errors import ParameterError
-from petrecon.geometry import SinogramLayout, default_layout, get_scanner
+from petrecon.geometry.reduced import Sampling, full_sampling, reduced_sampling
 from petrecon.quant.nema import NemaResult
 from petrecon.recon.protocol import ReconstructionProtocol
-from petrecon.volume import ImageGrid, Volume
+from petrecon.volume import Volume
 
 PHANTOM = "nema-iec"
 SCANNER = "mmr"
@@ -73,18 +73,12 @@ OUTPUTS = {"dicom": "dicom", "container": "demo.h5", "report": "report.html", "f
 FIGURES = {"mip": "mip.png", "slice": "sphere-plane.png", "recovery": "recovery.png", "rois": "nema-rois.png"}
 
 
-@dataclass(frozen=True)
-class DemoSampling:
-    """Sinogram layout and image grid of a demo run, and a sentence that says what they are."""
-
-    layout: SinogramLayout
-    grid: ImageGrid
-    description: str
-    reduced: bool
+DemoSampling = Sampling
+"""The demo's sampling (:class:`petrecon.geometry.reduced.Sampling`)."""
 
 
 def reduced_mmr_sampling(n_rings: int = 28, n_radial_bins: int = 200, view_mashing: int = 2,
-                         image_size: int = 160) -> DemoSampling:
+                         image_size: int = 160) -> Sampling:
     """An axially short mMR around the sphere plane (module docstring): the CPU default.
 
     Examples
@@ -93,23 +87,11 @@ def reduced_mmr_sampling(n_rings: int = 28, n_radial_bins: int = 200, view_mashi
     >>> sampling.layout.shape, sampling.grid.shape
     ((183, 126, 200), (160, 160, 55))
     """
-    base = get_scanner(SCANNER)
-    if not 2 <= n_rings <= base.n_rings:
-        raise ParameterError(f"the reduced mMR needs 2 to {base.n_rings} rings, got {n_rings}")
-    scanner = dataclasses.replace(base, n_rings=n_rings, virtual_ring_positions=())
-    span = default_layout(SCANNER).span
-    layout = SinogramLayout(scanner, span, n_rings - 1, n_radial_bins, view_mashing)
-    grid = ImageGrid.centred((image_size, image_size, 2 * n_rings - 1),
-                             (*base.default_voxel_size_mm[:2], scanner.ring_spacing_mm / 2))
-    description = (f"reduced mMR sampling: {n_rings} of {base.n_rings} rings around the sphere plane "
-                   f"({n_rings * scanner.ring_spacing_mm:.1f} mm axial), span {span}, {n_radial_bins} of "
-                   f"{default_layout(SCANNER).n_radial_bins} radial bins, views mashed by {view_mashing} "
-                   f"({layout.n_views} views), image {grid.shape[0]} x {grid.shape[1]} x {grid.shape[2]} of "
-                   f"{grid.voxel_size_mm[0]:.3f} x {grid.voxel_size_mm[1]:.3f} x {grid.voxel_size_mm[2]:.3f} mm")
-    return DemoSampling(layout, grid, description, True)
+    return reduced_sampling(SCANNER, n_rings=n_rings, view_mashing=view_mashing, n_radial_bins=n_radial_bins,
+                            image_size=image_size)
 
 
-def full_mmr_sampling() -> DemoSampling:
+def full_mmr_sampling() -> Sampling:
     """The Biograph mMR's default span-11 sinogram and 344 x 344 x 127 image (the GPU default).
 
     Examples
@@ -117,13 +99,7 @@ def full_mmr_sampling() -> DemoSampling:
     >>> full_mmr_sampling().layout.shape
     (837, 252, 344)
     """
-    layout = default_layout(SCANNER)
-    scanner = layout.scanner
-    grid = ImageGrid.centred(scanner.default_image_shape, scanner.default_voxel_size_mm)
-    description = (f"full mMR sampling: {scanner.n_rings} rings, span {layout.span}, {layout.n_radial_bins} bins x "
-                   f"{layout.n_views} views x {layout.shape[0]} sinograms, image "
-                   f"{grid.shape[0]} x {grid.shape[1]} x {grid.shape[2]}")
-    return DemoSampling(layout, grid, description, False)
+    return full_sampling(SCANNER)
 
 
 def default_is_full() -> bool:
