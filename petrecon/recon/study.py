@@ -240,13 +240,18 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
     system = system_projector(model.layout, model.grid, protocol)
     scatter = model.scatter
     rounds = scatter_rounds(model, protocol)
-    for round_index in tqdm(range(rounds), desc="scatter rounds", disable=not progress or rounds == 1):
-        additive = model.randoms if scatter is None else model.randoms + scatter
-        final = round_index == rounds - 1
-        image = osem(model.prompts, system, multiplicative=model.multiplicative, additive=additive,
-                     protocol=protocol.osem, callback=callback if final else None)
-        if not final:
-            scatter = model.next_scatter(scatter, Volume(image, model.grid))
+    sub_iterations = protocol.osem.n_iterations * protocol.osem.n_subsets
+    with tqdm(total=rounds * sub_iterations, desc="OSEM", unit="sub-iteration", disable=not progress) as bar:
+        for round_index in range(rounds):
+            additive = model.randoms if scatter is None else model.randoms + scatter
+            final = round_index == rounds - 1
+            if rounds > 1:
+                bar.set_description(f"OSEM {round_index + 1}/{rounds}" + ("" if final else " (for the scatter)"))
+            image = osem(model.prompts, system, multiplicative=model.multiplicative, additive=additive,
+                         protocol=protocol.osem, callback=_advancing(bar, callback if final else None))
+            if not final:
+                bar.set_description(f"scatter estimate {round_index + 1}/{rounds - 1}")
+                scatter = model.next_scatter(scatter, Volume(image, model.grid))
     corrected = model.corrected + (["SCAT"] if scatter is not None else [])
 
     calibration = calibration_factor(container, protocol)
@@ -263,6 +268,16 @@ def reconstruct_study(container: Container, protocol: ReconstructionProtocol = R
     volume = Volume((image * np.float32(scale)).astype(np.float32), model.grid, metadata)
     check_result(volume.data, study_source(container))
     return StudyReconstruction(volume, tuple(corrected), scatter)
+
+
+def _advancing(bar, callback: SubIterationCallback | None) -> SubIterationCallback:
+    """A sub-iteration callback that advances ``bar`` (one step per sub-iteration) and calls ``callback``."""
+    def advance(iteration: int, subset: int, image) -> None:
+        bar.update()
+        if callback is not None:
+            callback(iteration, subset, image)
+
+    return advance
 
 
 def study_source(container: Container) -> str:
