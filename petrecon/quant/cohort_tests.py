@@ -205,7 +205,7 @@ def mann_whitney(a, b, comparison: str, *, confidence: float = 0.95) -> TestResu
                       "Hodges-Lehmann shift", shift, low, high, min_p, method, "; ".join(filter(None, notes)))
 
 
-def _t_interval(values: np.ndarray, confidence: float, se_scale: float = 1.0) -> tuple[float, float]:
+def t_half_width(values: np.ndarray, confidence: float, se_scale: float = 1.0) -> float:
     """Half-width of the Student-t interval of a mean (``se_scale`` x s / sqrt(n), n - 1 degrees of freedom)."""
     n = len(values)
     return float(stats.t.ppf(0.5 + confidence / 2.0, n - 1) * se_scale * values.std(ddof=1) / math.sqrt(n))
@@ -236,7 +236,7 @@ def paired_comparison(reference, other, comparison: str, *, confidence: float = 
                                    note="not computed: a reference value is <= 0"))
         else:
             percent = 100.0 * (other - reference) / reference
-            half = _t_interval(percent, confidence)
+            half = t_half_width(percent, confidence)
             mean = float(percent.mean())
             rows.append(TestResult("mean % difference", comparison, str(n), estimate="% difference", value=mean,
                                    ci_low=mean - half, ci_high=mean + half, method="Student t"))
@@ -265,8 +265,8 @@ def _bland_altman(differences: np.ndarray, comparison: str, confidence: float) -
     n = len(differences)
     bias, s = float(differences.mean()), float(differences.std(ddof=1))
     z = float(stats.norm.ppf(0.975))  # the limits of agreement hold 95 % of differences
-    bias_half = _t_interval(differences, confidence)
-    limit_half = _t_interval(differences, confidence, se_scale=math.sqrt(3.0))
+    bias_half = t_half_width(differences, confidence)
+    limit_half = t_half_width(differences, confidence, se_scale=math.sqrt(3.0))
     rows = [TestResult("Bland-Altman", comparison, str(n), estimate="bias", value=bias, ci_low=bias - bias_half,
                        ci_high=bias + bias_half, method="Student t")]
     for name, limit in (("lower", bias - z * s), ("upper", bias + z * s)):
