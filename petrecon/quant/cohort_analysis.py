@@ -42,7 +42,7 @@ from petrecon.quant.cohort_tests import (
 )
 
 TESTS = ("mann-whitney", "spearman", "wilcoxon", "bland-altman")
-STRATA = ("protocol", "scanner")
+STRATA = ("protocol", "scanner", "tracer")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _stratify(table: CohortTable, keys: list[str]) -> dict[tuple, list[dict]]:
 
 def _label(keys: list[str], stratum: tuple) -> dict:
     labels = dict(zip(keys, stratum))
-    return {k: labels.get(k, "") for k in (*STRATA, "voi", "kind") if k in keys}
+    return {k: labels[k] for k in (*STRATA, "voi", "kind") if k in keys}
 
 
 def _title(stratum: tuple) -> str:

@@ -45,6 +45,12 @@ class CohortTable:
     columns: tuple[str, ...]
     rows: list[dict[str, str]]
     excluded: list[dict[str, str]] = field(default_factory=list)
+    lesion_table: bool = False
+
+    @property
+    def default_by(self) -> str:
+        """``voi`` for a quantification table; ``kind`` for a lesion table (its lesion ids name no region)."""
+        return "kind" if self.lesion_table else "voi"
 
     def require(self, column: str, purpose: str) -> None:
         """FormatError naming the file when ``column`` is not one of its columns."""
@@ -112,7 +118,8 @@ def read_table(path: str | os.PathLike) -> CohortTable:
     """
     path = Path(path)
     columns, rows = _open_rows(path)
-    if "voi" not in columns and "lesion" in columns:
+    lesion_table = "voi" not in columns and "lesion" in columns
+    if lesion_table:
         rows = [row | {"voi": row["lesion"], "kind": row.get("kind") or "lesion"} for row in rows]
         columns += [c for c in ("voi", "kind") if c not in columns]
     missing = [c for c in ("patient", "voi") if c not in columns]
@@ -123,7 +130,7 @@ def read_table(path: str | os.PathLike) -> CohortTable:
         raise FormatError(path, "rows", "the table holds no row")
     ok = [row for row in rows if row.get("status", "ok") == "ok"]
     excluded = [row for row in rows if row.get("status", "ok") != "ok"]
-    return CohortTable(path, tuple(columns), ok, excluded)
+    return CohortTable(path, tuple(columns), ok, excluded, lesion_table)
 
 
 def info_columns(table: CohortTable) -> list[str]:
