@@ -53,7 +53,8 @@ def study(tmp_path_factory):
     with truth.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["patient", "voi", "kind", "true_suv", "diameter_mm", "tissue"])
-        writer.writerows([p, voi, kind, suv, 20, tissue] for p in PATIENTS for voi, (kind, tissue, suv) in TRUTH.items())
+        writer.writerows([p, voi, kind, suv, 20, tissue]
+                         for p in PATIENTS for voi, (kind, tissue, suv) in TRUTH.items())
     return table, truth
 
 
@@ -120,7 +121,8 @@ def test_group_and_correlation_rows_carry_n_and_say_what_n_allows(analysed):
 def test_cohort_command_writes_tables_figures_and_index(study, tmp_path, capsys):
     table, truth = study
     out = tmp_path / "stats"
-    argv = ["cohort", str(table), "--truth", str(truth), "--protocol", "clinical", "--pair", "scanner",
+    argv = ["cohort", str(table), "--truth", str(truth), "--protocol", "clinical", "--voi", "liver,bone-marrow",
+            "--pair", "scanner",
             "--group", "treated", "--correlate", "uptake_min:suv_max", "--out", str(out)]
     assert main(argv) == 0
     assert "no result can reach p < 0.05" in capsys.readouterr().out
@@ -135,7 +137,10 @@ def test_cohort_command_writes_tables_figures_and_index(study, tmp_path, capsys)
     assert main(argv) == EXIT_BAD_INPUT  # outputs exist: refused without --overwrite
     assert "exists" in capsys.readouterr().err
     assert main([*argv[:-2], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["rows_used"] == 47
+    result = json.loads(capsys.readouterr().out)
+    assert result["rows_used"] == 6 * 2 * 2  # 6 patients x 2 VOIs x 2 scanners; the failed repeat set apart
+    assert result["excluded"] == [{"status": "failed", "scanner": "mmr", "protocol": "clinical", "voi": "liver",
+                                   "n": 1}]
 
 
 def test_lesion_table_extra_columns_can_be_grouped(tmp_path, capsys):

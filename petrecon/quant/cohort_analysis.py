@@ -90,7 +90,8 @@ class CohortStatistics:
             return None if isinstance(value, float) and not np.isfinite(value) else value
 
         return {"table": self.table, "metric": self.metric, "rows_used": self.rows_used, "notes": self.notes,
-                **{name: [{k: clean(v) for k, v in row.items()} for row in rows] for name, rows in self.tables().items()}}
+                **{name: [{k: clean(v) for k, v in row.items()} for row in rows]
+                   for name, rows in self.tables().items()}}
 
 
 def _two_values(table: CohortTable, spec: str, option: str) -> tuple[str, str, str]:

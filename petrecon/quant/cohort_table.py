@@ -166,7 +166,8 @@ def read_truth(path: str | os.PathLike) -> dict[tuple[str, str], Truth]:
     for row in rows:
         value = table.number(row, "true_suv")
         if value is None or value <= 0:
-            raise FormatError(path, f"row {row[LINE]}, column true_suv", f"is {row['true_suv']!r}; needs a positive SUV")
+            raise FormatError(path, f"row {row[LINE]}, column true_suv",
+                              f"is {row['true_suv']!r}; needs a positive SUV")
         key = (row["patient"], row["voi"])
         if key in truth:
             raise FormatError(path, f"row {row[LINE]}", f"VOI {key[1]} of patient {key[0]} appears twice")
