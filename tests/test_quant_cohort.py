@@ -131,3 +131,14 @@ def test_cohort_command_prints_and_writes_the_tables(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["comparison"]["lesions"] == 25
     assert main(["cohort", str(tmp_path / "missing.csv")]) == 2
     assert "missing.csv" in capsys.readouterr().err
+
+
+def test_lesion_count_correlation_of_four_patients_has_the_exact_p():
+    from petrecon.quant.cohort import spearman_with_lesion_count
+
+    # patients with 1, 2, 3, 4 lesions whose mean SUVmax falls as the count rises: rho = -1; the exact
+    # permutation p is 2/4! = 0.083 (scipy's t approximation printed p = 0)
+    lesions = [Lesion(f"P{k}", "e", f"L{j}", "metastasis", "T", 10.0 - k, 1.0, True)
+               for k in range(1, 5) for j in range(k)]
+    test = spearman_with_lesion_count(lesions, "T")
+    assert test.statistic == -1.0 and test.p_value == pytest.approx(2 / 24)

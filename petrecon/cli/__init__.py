@@ -23,7 +23,7 @@ import sys
 import warnings
 
 from petrecon import __version__
-from petrecon.cli import attenuation, basics, batch, bench, harmonize, io, norm, quant, recon, simulate, tac
+from petrecon.cli import attenuation, basics, batch, bench, cohort, harmonize, io, norm, quant, recon, simulate, tac
 from petrecon.checks import check_arguments
 from petrecon.errors import PetreconError
 from petrecon.io.atomic import all_or_nothing
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"petrecon {__version__}")
     _add_global_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (basics, io, attenuation, norm, recon, batch, harmonize, quant, simulate, tac, bench):
+    for group in (basics, io, attenuation, norm, recon, batch, harmonize, quant, cohort, simulate, tac, bench):
         group.register(commands)
     for sub in commands.choices.values():
         _add_global_options(sub.add_argument_group("global options"), argparse.SUPPRESS)

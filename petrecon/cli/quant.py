@@ -1,4 +1,4 @@
-"""Quantification sub-commands: ``suv``, ``nema``, ``cohort``."""
+"""Quantification sub-commands: ``suv``, ``nema``."""
 
 from __future__ import annotations
 
@@ -90,22 +90,6 @@ def _cmd_nema(args: argparse.Namespace) -> None:
         print(f"{standard.upper()}: {'passes' if verdict['passes'] else 'fails'}")
 
 
-def _cmd_cohort(args: argparse.Namespace) -> None:
-    from petrecon.quant.cohort import analyse_cohort, format_table, read_lesions, write_tables
-
-    report = analyse_cohort(read_lesions(args.lesions))
-    if args.out:
-        write_tables(report, args.out, overwrite=args.overwrite)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-        return
-    for title, rows in (("per patient", report.patients), ("per entity", report.entities),
-                        ("per site", report.sites), ("tests", [t.__dict__ for t in report.tests])):
-        print(f"== {title}\n{format_table(rows)}\n")
-    if report.comparison:
-        print(f"== tracer comparison per lesion\n{format_table([report.comparison])}")
-
-
 def register(commands: argparse._SubParsersAction) -> None:
     suv = commands.add_parser(
         "suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)",
@@ -144,13 +128,3 @@ def register(commands: argparse._SubParsersAction) -> None:
                                          "sphere with the fitted model to this PNG")
     nema.add_argument("--overwrite", action="store_true", help="replace an existing plot")
     nema.set_defaults(run=_cmd_nema)
-
-    cohort = commands.add_parser(
-        "cohort", help="summaries and statistics of a lesion table (CSV)",
-        epilog="examples:\n  petrecon cohort lesions.csv\n  petrecon cohort lesions.csv --out tables/ --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    cohort.add_argument("lesions", help="CSV: patient, entity, lesion, site, tracer, suv_max, tb_ratio, detected")
-    cohort.add_argument("--out", help="folder for patients.csv, entities.csv, sites.csv, tests.csv, comparison.csv")
-    cohort.add_argument("--json", action="store_true", help="print JSON")
-    cohort.add_argument("--overwrite", action="store_true", help="replace existing tables")
-    cohort.set_defaults(run=_cmd_cohort)

@@ -17,7 +17,8 @@ detected   visual detection, 1 or 0
 Summaries follow reference/clinical-protocol.md: per patient and tracer the
 mean SUVmax, mean T/B and detected/total (the study's per-patient table); per
 entity and per site mean (range) and counts; Mann-Whitney U between subgroups
-and Spearman rank correlation (scipy.stats) with p-values; the per-lesion
+and Spearman rank correlation (exact permutation p for n <= 9,
+:func:`petrecon.quant.cohort_tests.spearman`) with p-values; the per-lesion
 comparison of two tracers (paired means, Spearman, Wilcoxon signed-rank).
 """
 
@@ -34,6 +35,7 @@ from scipy import stats
 
 from petrecon.errors import FormatError, ParameterError
 from petrecon.io.atomic import atomic_output
+from petrecon.quant.cohort_tests import spearman
 
 COLUMNS = ("patient", "entity", "lesion", "site", "tracer", "suv_max", "tb_ratio", "detected")
 SITES = ("primary", "metastasis")
@@ -189,11 +191,11 @@ def compare_tracers(lesions: list[Lesion], tracer_a: str, tracer_b: str, metric:
     if len(pairs) < 3:
         raise ParameterError(f"comparing {tracer_a} and {tracer_b} needs >= 3 lesions quantified with both, "
                              f"found {len(pairs)}")
-    spearman = stats.spearmanr(pairs[:, 0], pairs[:, 1])
+    rho = spearman(pairs[:, 0], pairs[:, 1], f"{tracer_a} vs {tracer_b}")
     wilcoxon = stats.wilcoxon(pairs[:, 0], pairs[:, 1])
     return {"metric": metric, "tracer_a": tracer_a, "tracer_b": tracer_b, "lesions": len(pairs),
             f"mean_{metric}_a": float(pairs[:, 0].mean()), f"mean_{metric}_b": float(pairs[:, 1].mean()),
-            "spearman_rho": float(spearman.statistic), "spearman_p": float(spearman.pvalue),
+            "spearman_rho": rho.statistic, "spearman_p": rho.p_value,
             "wilcoxon_statistic": float(wilcoxon.statistic), "wilcoxon_p": float(wilcoxon.pvalue)}
 
 
@@ -202,9 +204,9 @@ def spearman_with_lesion_count(lesions: list[Lesion], tracer: str) -> Statistica
     rows = [r for r in summarise(lesions, "patient") if r["tracer"] == tracer and r["lesions_quantified"]]
     if len(rows) < 3:
         raise ParameterError(f"the lesion-count correlation needs >= 3 patients with {tracer}")
-    result = stats.spearmanr([r["total"] for r in rows], [r["suv_max_mean"] for r in rows])
-    return StatisticalTest("Spearman", f"{tracer} patient mean SUVmax vs lesion count", float(result.statistic),
-                      float(result.pvalue), str(len(rows)))
+    result = spearman([r["total"] for r in rows], [r["suv_max_mean"] for r in rows], "")
+    return StatisticalTest("Spearman", f"{tracer} patient mean SUVmax vs lesion count", result.statistic,
+                           result.p_value, str(len(rows)))
 
 
 @dataclass
@@ -251,19 +253,40 @@ def analyse_cohort(lesions: list[Lesion]) -> CohortReport:
 
 
 def _format(value) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return "-" if math.isnan(value) else f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
     return str(value)
 
 
+def columns_of(rows: list[dict]) -> list[str]:
+    """The keys of dict rows in order of first appearance (rows may lack some)."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
 def format_table(rows: list[dict]) -> str:
-    """Fixed-width text table of dict rows (same keys)."""
+    """Fixed-width text table of dict rows (missing cells and None shown as ``-``)."""
     if not rows:
         return "(empty)"
-    keys = list(rows[0])
-    cells = [keys] + [[_format(row[k]) for k in keys] for row in rows]
+    keys = columns_of(rows)
+    cells = [keys] + [[_format(row.get(k)) for k in keys] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(keys))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells)
+
+
+def _cell(value):
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict], *, overwrite: bool = False) -> Path:
+    """Write dict rows as CSV atomically (columns: :func:`columns_of`; None and NaN as empty cells)."""
+    path = Path(path)
+    with atomic_output(path, overwrite=overwrite) as temporary, temporary.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns_of(rows), restval="")
+        writer.writeheader()
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    return path
 
 
 def write_tables(report: CohortReport, folder: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
@@ -274,14 +297,4 @@ def write_tables(report: CohortReport, folder: str | os.PathLike, *, overwrite: 
               "tests": [t.__dict__ for t in report.tests]}
     if report.comparison:
         tables["comparison"] = [report.comparison]
-    written = []
-    for name, rows in tables.items():
-        if not rows:
-            continue
-        path = folder / f"{name}.csv"
-        with atomic_output(path, overwrite=overwrite) as temporary, temporary.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        written.append(path)
-    return written
+    return [write_csv(folder / f"{name}.csv", rows, overwrite=overwrite) for name, rows in tables.items() if rows]
