@@ -117,7 +117,7 @@ def test_the_broken_study_is_reported_and_the_others_finish(batch_run):
         assert len(list((out / study_id / DICOM_FOLDER).glob("*.dcm"))) == 15  # the test scanner's 15 planes
     assert not (out / "BROKEN").exists()
     rows = list(csv.DictReader((out / "quantification.csv").open()))
-    assert sorted((r["study"], r["roi"]) for r in rows) == [("P1", ROI_CENTRE), ("P2", ROI_CENTRE),
+    assert sorted((r["study"], r["voi"]) for r in rows) == [("P1", ROI_CENTRE), ("P2", ROI_CENTRE),
                                                            ("P2", "sphere:30,0,0,10")]
     assert {r["units"] for r in rows} == {"SUVbw"}
 
@@ -141,7 +141,7 @@ def test_the_table_holds_what_petrecon_suv_reads_from_the_written_series(batch_r
     assert main(["suv", str(out / "P2" / DICOM_FOLDER), "--roi", ROI_CENTRE, "--json"]) == 0
     record = json.loads(capsys.readouterr().out)[0]
     row = next(r for r in csv.DictReader((out / "quantification.csv").open())
-               if r["study"] == "P2" and r["roi"] == ROI_CENTRE)
+               if r["study"] == "P2" and r["voi"] == ROI_CENTRE)
     for key in ("suv_max", "suv_mean", "suv_peak", "volume_ml"):
         assert float(row[key]) == pytest.approx(record[key], rel=1e-12)  # same numbers, written as CSV text
 
@@ -153,7 +153,7 @@ def test_suv_is_the_concentration_over_dose_per_body_weight(batch_run, study_id,
 
     _, out, _ = batch_run
     row = next(r for r in csv.DictReader((out / "quantification.csv").open())
-               if r["study"] == study_id and r["roi"] == ROI_CENTRE)
+               if r["study"] == study_id and r["voi"] == ROI_CENTRE)
     volume = read_container(out / study_id / CONTAINER_NAME).volumes["activity_bq_per_ml"]
     concentration = roi_records(volume, [ROI_CENTRE])[0]["suv_mean"]  # Bq/ml: the volume is not SUV-scaled
     expected = concentration * weight_kg * 1000.0 / 47.142e6

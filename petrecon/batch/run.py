@@ -10,9 +10,12 @@ between the worker processes through ``NUMBA_NUM_THREADS``. Dask's own worker
 logs are silenced below CRITICAL: petrecon reports every failure per study.
 
 A study that fails (after ``retries`` Dask retries) is reported with its id
-and one line, and the others finish. The client writes each study's outputs
-as its result arrives (:mod:`petrecon.batch.outputs`), then the cohort's
-``quantification.csv`` and ``summary.json``.
+and one line, its VOIs are rows of status ``failed``, and the others finish.
+The client writes each study's outputs, its table rows and its report
+(:mod:`petrecon.batch.outputs`, :mod:`petrecon.report.patient`) as its result
+arrives, then the cohort's ``quantification.csv``, ``summary.json`` and
+``index.html``. Each study is reconstructed with its own protocol
+(:meth:`~petrecon.batch.cohort.Cohort.study_protocol`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from tqdm.auto import tqdm
 
 from petrecon import __version__
 from petrecon.batch.cohort import Cohort
-from petrecon.batch.outputs import CONTAINER_NAME, DICOM_FOLDER, write_study_outputs, write_table
+from petrecon.batch.outputs import (CONTAINER_NAME, DICOM_FOLDER, failed_rows, harmonised_folder, table_rows,
+                                    write_study_outputs, write_table)
 from petrecon.batch.worker import StudyFailed, one_line, reconstruct_cohort_study
 from petrecon.errors import ParameterError, PetreconError
 from petrecon.io.atomic import atomic_output
@@ -137,12 +141,22 @@ def check_outputs(cohort: Cohort, out_dir: Path, overwrite: bool) -> None:
     """Refuse, before any work, to overwrite earlier outputs (unless ``overwrite``)."""
     if overwrite:
         return
-    targets = [out_dir / "quantification.csv", out_dir / "summary.json"]
-    targets += [out_dir / s.id / name for s in cohort.studies for name in (CONTAINER_NAME, DICOM_FOLDER)]
+    targets = [out_dir / "quantification.csv", out_dir / "summary.json", out_dir / "index.html"]
+    targets += [out_dir / s.id / name for s in cohort.studies for name in _study_outputs(cohort, s)]
     existing = [str(t) for t in targets if t.exists()]
     if existing:
         raise ParameterError(f"{existing[0]} exists (and {len(existing) - 1} more outputs); "
                              "pass --overwrite to replace them")
+
+
+def _study_outputs(cohort: Cohort, study) -> list[str]:
+    """The names of the outputs written into ``OUT/<study id>/``."""
+    from petrecon.report.patient import FUSED_NAME, MIPS_NAME, REPORT_NAME
+
+    names = [CONTAINER_NAME, DICOM_FOLDER, REPORT_NAME, MIPS_NAME, FUSED_NAME]
+    if study.harmonisation is not None:
+        names.append(harmonised_folder(cohort.harmonisations[study.harmonisation].name))
+    return names
 
 
 def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | None = None,
@@ -155,8 +169,8 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
     cohort : Cohort
         From :func:`petrecon.batch.cohort.read_cohort`.
     out_dir : path-like
-        Output folder (created): ``<study id>/recon.h5``, ``<study id>/dicom/``,
-        ``quantification.csv``, ``summary.json``.
+        Output folder (created): ``<study id>/recon.h5``, ``<study id>/dicom/`` (and ``dicom-<name>/`` of a
+        harmonised image), ``<study id>/report.html``, ``quantification.csv``, ``summary.json``, ``index.html``.
     scheduler : str, optional
         Address of an existing Dask scheduler; None makes a LocalCluster.
     n_workers : int, optional
@@ -166,7 +180,7 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
     overwrite : bool
         Replace earlier outputs.
     progress : bool
-        Progress bar over completed studies.
+        Progress bar over completed studies (with ETA).
     processes : bool
         LocalCluster workers in separate processes (True) or threads of this one.
     on_start : callable, optional
@@ -206,8 +220,9 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
         logger = logging.getLogger(LOGGER_NAME)
         client.run(_configure_worker_logging, logger.getEffectiveLevel(),
                    any(isinstance(h.formatter, LineFormatter) for h in logger.handlers))
-        futures = {client.submit(reconstruct_cohort_study, study, cohort.protocol, key=f"petrecon-{study.id}",
-                                 retries=retries, pure=False): study.id for study in cohort.studies}
+        futures = {client.submit(reconstruct_cohort_study, study, cohort.study_protocol(study),
+                                 key=f"petrecon-{study.id}", retries=retries, pure=False): study.id
+                   for study in cohort.studies}
         with tqdm(total=len(futures), desc="studies", unit="study", disable=not progress) as bar:
             for future in as_completed(futures):
                 study = studies[futures[future]]
@@ -217,11 +232,14 @@ def run_batch(cohort: Cohort, out_dir: str | os.PathLike, *, scheduler: str | No
     report.failed.sort(key=lambda f: f["id"])
     report.succeeded.sort(key=lambda s: s["id"])
     report.wall_s = time.perf_counter() - started
-    write_table(out_dir / "quantification.csv", report.rows, overwrite=overwrite)
+    order = {s.id: i for i, s in enumerate(cohort.studies)}
+    report.rows.sort(key=lambda row: order[row["study"]])  # cohort order, whatever order the studies finished in
+    write_table(out_dir / "quantification.csv", report.rows, cohort.info_keys(), overwrite=overwrite)
+    _write_index(cohort, out_dir, report, overwrite)
     with atomic_output(out_dir / "summary.json", overwrite=overwrite) as temporary:
         temporary.write_text(json.dumps({**report.to_dict(), "cohort": str(cohort.path),
                                          "protocol_source": cohort.protocol_source,
-                                         "protocol": cohort.protocol.to_dict(),
+                                         "protocols": {source: p.to_dict() for source, p in cohort.protocols.items()},
                                          "normalisation": cohort.normalisation}, indent=2, default=str))
     return report
 
@@ -236,22 +254,66 @@ def _configure_worker_logging(level: int, line_format: bool) -> None:
 
 
 def _gather_one(future, study, cohort: Cohort, out_dir: Path, overwrite: bool, report: BatchReport) -> None:
-    """Write one study's outputs from its finished task, or record why it failed."""
+    """Write one study's outputs and report from its finished task, or record why it failed."""
     try:
         outcome = future.result()
-        rows = write_study_outputs(outcome, study, out_dir / study.id, normalisation=cohort.normalisation,
-                                   overwrite=overwrite)
+        LOG.info("%s: writing the container and DICOM, quantifying %d VOI(s)", study.id, len(study.vois.names()))
+        images = write_study_outputs(outcome, study, out_dir / study.id, cohort, overwrite=overwrite)
+        scanner = str(outcome.provenance.get("scanner", ""))
+        rows = table_rows(study, cohort, scanner, images)
+        _study_report(study, cohort, outcome, images, scanner, out_dir, overwrite)
     except StudyFailed as error:
-        report.failed.append({"id": study.id, "error": str(error), "details": error.details})
-        LOG.warning("%s", error)
+        _failed(study, cohort, report, str(error), error.details)
         return
     except Exception as error:  # a lost worker (KilledWorker), a write or quantification error: report, go on
-        report.failed.append({"id": study.id, "error": f"{study.id}: {one_line(error)}", "details": ""})
-        LOG.warning("%s: %s", study.id, one_line(error))
+        _failed(study, cohort, report, f"{study.id}: {one_line(error)}", "")
         return
     report.rows.extend(rows)
+    outside = [r["voi"] for r in images[0].records if r["status"] == "outside"]
+    if outside:
+        LOG.warning("%s: VOI(s) %s not wholly inside the image: status outside", study.id, ", ".join(outside))
     report.succeeded.append({"id": study.id, "seconds": round(outcome.seconds, 3), "worker": outcome.worker,
+                             "scanner": scanner, "protocols": [image.protocol for image in images],
                              "corrected_image": list(outcome.corrected),
                              "outputs": [str(out_dir / study.id / CONTAINER_NAME),
-                                         str(out_dir / study.id / DICOM_FOLDER)]})
+                                         *(str(image.folder) for image in images)]})
     LOG.info("%s: written to %s", study.id, out_dir / study.id)
+
+
+def _failed(study, cohort: Cohort, report: BatchReport, message: str, details: str) -> None:
+    report.failed.append({"id": study.id, "error": message, "details": details})
+    report.rows.extend(failed_rows(study, cohort))
+    LOG.warning("%s", message)
+
+
+def _study_report(study, cohort: Cohort, outcome, images, scanner: str, out_dir: Path, overwrite: bool) -> None:
+    """``OUT/<id>/report.html`` and its figures."""
+    from petrecon.report.patient import write_patient_report
+
+    protocol = cohort.study_protocol(study)
+    patient = study.patient
+    facts = {"study": study.id, "patient": study.patient_name, "scanner": scanner,
+             "protocol": f"{protocol.name}: {protocol.dicom_method()}",
+             "harmonisation": ", ".join(image.protocol for image in images[1:]) or "none",
+             "tracer": study.tracer or "not given", "isotope": outcome.attributes.get("isotope", ""),
+             "injected activity (MBq)": f"{patient.injected_dose_bq / 1e6:.1f}",
+             "injection time": patient.injection_time.isoformat(), "weight (kg)": f"{patient.weight_kg:g}",
+             "attenuation": study.mu.kind, "corrections": " ".join(outcome.corrected),
+             **{key: value for key, value in study.info}}
+    LOG.info("%s: writing the report", study.id)
+    write_patient_report(out_dir / study.id, title=f"{study.id} (patient {study.patient_name}, {scanner})",
+                         facts=facts, images=[(i.protocol, i.suv, i.records) for i in images], vois=study.vois,
+                         anatomy=outcome.anatomy, overwrite=overwrite)
+
+
+def _write_index(cohort: Cohort, out_dir: Path, report: BatchReport, overwrite: bool) -> None:
+    """``OUT/index.html``: every study, its status and a link to its report."""
+    from petrecon.report.patient import REPORT_NAME, write_index
+
+    done = {s["id"]: s for s in report.succeeded}
+    errors = {f["id"]: f["error"] for f in report.failed}
+    rows = [{"study": s.id, "patient": s.patient_name, "scanner": done.get(s.id, {}).get("scanner", s.scanner or ""),
+             "protocol": cohort.study_protocol(s).name, "status": "ok" if s.id in done else "failed",
+             "report": f"{s.id}/{REPORT_NAME}" if s.id in done else "", "note": errors.get(s.id, "")}
+            for s in cohort.studies]
+    write_index(out_dir, rows, title=f"petrecon batch: {cohort.path.name}", overwrite=overwrite)

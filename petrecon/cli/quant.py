@@ -27,30 +27,56 @@ def _pet_volume(path: str, name: str | None):
     return container.volumes[name]
 
 
-def _cmd_suv(args: argparse.Namespace) -> None:
-    from petrecon.quant.report import roi_records
+def _cmd_suv(args: argparse.Namespace) -> int:
+    import sys
+
+    from petrecon.quant.lesions import VoiSet, measure_vois, parse_lesion, parse_organ
+    from petrecon.quant.report import parse_roi
     from petrecon.quant.suv_dicom import suv_volume
 
-    if not args.roi and not args.labels:
-        raise ParameterError("give at least one --roi or --labels")
+    if not (args.roi or args.labels or args.organ or args.lesion):
+        raise ParameterError("give at least one --roi, --organ, --lesion or --labels")
+    for spec in args.roi or []:
+        parse_roi(spec)
+    vois = VoiSet(organs=dict(parse_organ(o) for o in args.organ or []),
+                  lesions=dict(parse_lesion(text) for text in args.lesion or []), rois=tuple(args.roi or []),
+                  reference=args.reference, isocontour=args.isocontour, min_volume_ml=args.min_volume_ml)
     volume = _pet_volume(args.input, args.volume)
     if not str(volume.metadata.get("units", "")).upper().startswith("SUV"):
         volume = suv_volume(volume, args.normalisation)
-    records = roi_records(volume, args.roi or []) + _label_records(volume, args.labels or [])
+    records = measure_vois(volume, vois) + _label_records(volume, args.labels or [])
+    for r in records:
+        if r["status"] == "outside":
+            print(f"warning: {r['kind']} {r['voi']} is not wholly inside the image: not measured", file=sys.stderr)
+    measured = any(r["suv_max"] is not None for r in records)
     if args.json:
         print(json.dumps(records, indent=2))
-        return
-    print(f"units {volume.metadata.get('units')}")
-    for r in records:
-        print(f"{r['roi']}: max {r['suv_max']:.3f}  mean {r['suv_mean']:.3f}  peak {r['suv_peak']:.3f}  "
-              f"SD {r['suv_sd']:.3f}  volume {r['volume_ml']:.2f} ml  TLG {r['tlg']:.2f}")
+    else:
+        print(f"units {volume.metadata.get('units')}")
+        for r in records:
+            print(_suv_line(r))
+    return 0 if measured else 2
+
+
+def _suv_line(record: dict) -> str:
+    """One VOI as a line of text: its statistics, T/B and status."""
+    head = f"{record['kind']} {record['voi']}:"
+    if record["suv_max"] is None:
+        return f"{head} {record['status']}"
+    line = (f"{head} max {record['suv_max']:.3f}  mean {record['suv_mean']:.3f}  peak {record['suv_peak']:.3f}  "
+            f"SD {record['suv_sd']:.3f}  volume {record['volume_ml']:.2f} ml  TLG {record['tlg']:.2f}")
+    if record["tb_max"] is not None:
+        line += f"  T/B max {record['tb_max']:.2f} peak {record['tb_peak']:.2f} ({record['reference']})"
+    return line if record["status"] == "ok" else f"{line}  [{record['status']}]"
 
 
 def _label_records(volume, paths: list[str]) -> list[dict]:
-    """``--labels``: one record per segment of each NIfTI label image or DICOM-SEG file."""
+    """``--labels``: one record (kind ``roi``) per segment of each NIfTI label image or DICOM-SEG file."""
     from petrecon.quant.labels import label_records
+    from petrecon.quant.lesions import RECORD_KEYS
 
-    return [record for path in paths for record in label_records(volume, path)]
+    return [{**dict.fromkeys(RECORD_KEYS), **{k: v for k, v in record.items() if k != "roi"}, "voi": record["roi"],
+             "kind": "roi", "status": "ok"} for path in paths for record in label_records(volume, path)]
 
 
 def _cmd_nema(args: argparse.Namespace) -> None:
@@ -95,7 +121,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "suv", help="SUV statistics of ROIs in a PET volume (SUV from its DICOM header)",
         epilog="examples:\n  petrecon suv pet_series/ --roi sphere:0,0,0,10\n"
                "  petrecon suv pet_series/ --roi sphere:57.2,0,0,18.5 --roi box:-20,-20,-10,20,20,10 "
-               "--normalisation lbm-james --json",
+               "--normalisation lbm-james --json\n"
+               "  petrecon suv pet_series/ --organ liver:-60,10,-120 --organ spleen:90,60,-140 \\\n"
+               "      --lesion nodule:sphere:-80,20,-60,15 --isocontour a50 --min-volume-ml 0.5 --reference liver\n\n"
+               "A VOI not wholly inside the image is reported with status 'outside' (a warning on stderr) and the\n"
+               "others are measured; exit code 2 when none could be.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     suv.add_argument("input", help="PET DICOM series folder, or petrecon HDF5 container holding the PET volume")
     suv.add_argument("--volume", help="volume name in the container (default: its only or its primary_volume)")
@@ -104,6 +134,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     suv.add_argument("--labels", action="append", metavar="FILE",
                      help="label masks: NIfTI label image (.nii, .nii.gz) or DICOM-SEG; one record per segment "
                           "(repeatable)")
+    suv.add_argument("--organ", action="append", metavar="ORGAN:x,y,z",
+                     help="organ reference VOI (liver, spleen, bone-marrow: spheres of 30, 20, 15 mm) centred at "
+                          "x,y,z mm, DICOM patient coordinates (repeatable)")
+    suv.add_argument("--lesion", action="append", metavar="NAME:sphere:x,y,z,r",
+                     help="lesion: isocontour of the hottest voxel in this search sphere (repeatable)")
+    suv.add_argument("--isocontour", default="41%", choices=["41%", "50%", "a50"],
+                     help="lesion segmentation: fraction of the max, or a50 (background = the reference VOI mean); "
+                          "default 41%%")
+    suv.add_argument("--min-volume-ml", type=float, default=0.0,
+                     help="lesions smaller than this are reported with status too-small (default 0)")
+    suv.add_argument("--reference", metavar="VOI",
+                     help="VOI of the T/B ratios (tb_max = SUVmax / its SUVmean, tb_peak likewise): an --organ "
+                          "name or an --roi as given")
     suv.add_argument("--normalisation", default="bw",
                      choices=["bw", "lbm-james", "lbm-janmahasatian", "bsa", "ibw"], help="SUV normalisation")
     suv.add_argument("--json", action="store_true", help="print JSON (one record per ROI)")
