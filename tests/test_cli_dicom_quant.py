@@ -56,3 +56,58 @@ def test_nema_analysis_of_a_dicom_series_finds_six_spheres_and_recovers_the_larg
     # 2 mm voxels and partial-volume sampling: 5 %
     assert spheres[37]["rc_max"] == pytest.approx(1.0, abs=0.05)
     assert spheres[10]["rc_max"] == pytest.approx(0.722, abs=0.07)
+
+
+@pytest.fixture(scope="module")
+def lesion_series(tmp_path_factory):
+    """A 2000 Bq/ml background with a 24 mm sphere of 20000 Bq/ml and a 7-voxel speck of 20000 Bq/ml (no blur),
+    head-first supine: patient (x, y, z) = gantry (x, y, -z)."""
+    grid = ImageGrid.centred((40, 40, 30), (3.0, 3.0, 3.0))
+    x, y, z = np.meshgrid(*(grid.voxel_centres_mm(a) for a in range(3)), indexing="ij")
+    hot = np.hypot(np.hypot(x - 30.0, y + 15.0), z - 21.0) <= 12.0
+    speck = np.hypot(np.hypot(x + 30.0, y - 30.0), z) <= 3.0
+    volume = Volume(np.where(hot | speck, 20000.0, 2000.0).astype(np.float32), grid, {"units": "Bq/ml"})
+    folder = tmp_path_factory.mktemp("lesions") / "pet"
+    write_pet_series(volume, folder, patient_position="HFS", **SERIES_INFO)
+    return folder, int(hot.sum()), int(speck.sum())
+
+
+def test_suv_organs_lesions_size_exclusion_and_tb_with_an_roi_outside(lesion_series, capsys):
+    folder, n_hot, n_speck = lesion_series
+    code = main(["suv", str(folder), "--organ", "liver:-25,-20,0", "--lesion", "hot:sphere:30,-15,-21,18",
+                 "--lesion", "speck:sphere:-30,30,0,8", "--min-volume-ml", "0.5", "--reference", "liver",
+                 "--roi", "sphere:0,0,200,10", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0  # some VOIs measured
+    assert "sphere:0,0,200,10" in captured.err and "\n" not in captured.err.strip()
+    records = {r["voi"]: r for r in json.loads(captured.out)}
+    assert [(r["kind"], r["status"]) for r in records.values()] == [("organ", "ok"), ("lesion", "ok"),
+                                                                    ("lesion", "too-small"), ("roi", "outside")]
+    factor = suv_factor(250e6, Patient(70.0), elapsed_s=3600.0, half_life_s=4069.8)
+    liver, hot, speck = records["liver"], records["hot"], records["speck"]
+    # int16 storage with a per-slice slope: values within 1 part in 32767 of the slice maximum (2e-4 of 2000)
+    assert liver["suv_mean"] == pytest.approx(2000.0 * factor, rel=1e-3)
+    assert liver["volume_ml"] < 4 / 3 * np.pi * 1.5**3 * 1.1  # the 30 mm liver sphere (14.1 ml), voxelised
+    # no blur: the 41 % isocontour of a 10:1 step is the sphere's voxels, exactly
+    assert hot["n_voxels"] == n_hot and speck["n_voxels"] == n_speck
+    assert speck["volume_ml"] == pytest.approx(n_speck * 0.027) and speck["volume_ml"] < 0.5
+    assert hot["tb_max"] == pytest.approx(10.0, rel=1e-3) and hot["reference"] == "liver"
+    assert hot["tb_peak"] == pytest.approx(hot["suv_peak"] / liver["suv_mean"], rel=1e-12)
+    assert records["sphere:0,0,200,10"]["suv_max"] is None and liver["tb_max"] is None
+
+
+def test_suv_a50_takes_its_background_from_the_reference(lesion_series, capsys):
+    folder, n_hot, _ = lesion_series
+    assert main(["suv", str(folder), "--organ", "liver:-25,-20,0", "--lesion", "hot:sphere:30,-15,-21,18",
+                 "--isocontour", "a50", "--reference", "liver", "--json"]) == 0
+    hot = json.loads(capsys.readouterr().out)[1]
+    assert hot["n_voxels"] == n_hot  # threshold 2000 + 0.5 (20000 - 2000) = 11000 Bq/ml: the step again
+    assert main(["suv", str(folder), "--lesion", "hot:sphere:30,-15,-21,18", "--isocontour", "a50"]) == 2
+    assert "a50" in capsys.readouterr().err
+
+
+def test_suv_exits_2_when_no_voi_could_be_measured(lesion_series, capsys):
+    folder, _, _ = lesion_series
+    assert main(["suv", str(folder), "--roi", "sphere:0,0,200,10", "--organ", "spleen:0,0,-300"]) == 2
+    captured = capsys.readouterr()
+    assert "spleen" in captured.err and "outside" in captured.out

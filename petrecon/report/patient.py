@@ -10,7 +10,8 @@ and protocol facts. The PNGs are written beside the page and embedded in it
 (:mod:`petrecon.report.html`), so the page stands alone. Axes are the gantry's
 as in :mod:`petrecon.report.figures` (x to the patient's left, y posterior,
 z head-first into the gantry); VOIs given in DICOM patient coordinates are
-mapped there by :mod:`petrecon.geometry.patient`.
+mapped there by :mod:`petrecon.geometry.patient`. Each figure takes well under
+a second (matplotlib Agg at 100 dpi).
 """
 
 from __future__ import annotations
@@ -68,8 +69,6 @@ def mips_png(volume: Volume, outlines, path: str | os.PathLike, *, title: str, o
     for ax, mip, axis, name, label in views:
         shown = ax.imshow(mip.T, origin="lower", extent=_extent(volume, axis, 2), cmap="gray_r", vmin=0, vmax=top)
         ax.set(title=name, xlabel=label, ylabel="z (mm)")
-        if axis == 0:
-            ax.invert_xaxis()  # the patient's right on the left of the image
         for voi, kind, centre, radius in outlines:
             colour = _COLOURS[kind]
             ax.add_patch(plt.Circle((centre[axis], centre[2]), radius, fill=False, color=colour, lw=1.2))
@@ -97,7 +96,6 @@ def fused_png(volume: Volume, anatomy: Volume | None, z_mm: float, path: str | o
                   vmax=float(np.percentile(under, 99.5)) or 1.0)
     shown = ax.imshow(np.ma.masked_less(pet, 0.1 * top), origin="upper", extent=extent, cmap="hot", vmin=0,
                       vmax=top, alpha=0.6 if anatomy is not None else 1.0)
-    ax.invert_xaxis()
     ax.set(xlabel="x (mm)", ylabel="y (mm)")
     fig.colorbar(shown, ax=ax, fraction=0.04, label=volume.metadata.get("units", ""))
     over = f" over {anatomy.metadata.get('label', 'the anatomy')}" if anatomy is not None else ""
