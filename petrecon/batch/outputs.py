@@ -121,6 +121,9 @@ def _write_and_quantify(outcome: StudyOutcome, study: CohortStudy, name: str, vo
                      reconstruction_method=cohort.study_protocol(study).dicom_method(),
                      manufacturer_model_name=str(outcome.provenance.get("scanner", attributes.get("scanner", ""))),
                      overwrite=overwrite, **uids, **tracer, **series)
+    if not study.vois.names():  # nothing to measure: no SUVs (a series may not support them), Bq/ml figures
+        return QuantifiedImage(name, Volume(volume.data, volume.grid, {**volume.metadata, "units": "Bq/ml"}),
+                               target, [])
     suv = suv_volume(read_pet_series(target), cohort.normalisation)
     return QuantifiedImage(name, suv, target, measure_vois(suv, study.vois))
 
