@@ -12,18 +12,32 @@ examples:
   petrecon batch cohort.toml --out results/ --scheduler tcp://10.0.0.5:8786 --quiet
 
 cohort.toml (relative paths resolve against its folder):
-  protocol = "clinical"                  # shipped name or protocol TOML
+  protocol = "clinical"                  # shipped name or protocol TOML (default of the studies)
+  isocontour = "41%"                     # lesion segmentation: 41%, 50% or a50 (optional)
+  min_lesion_volume_ml = 0.5             # smaller lesions: status too-small (optional)
   [[study]]
   id = "P001"
-  raw = "raw/P001.h5"                    # study container
+  patient = "P01"                        # optional (default: the id)
+  raw = "raw/P001.h5"                    # study container (also whole-body), Interfile, list-mode, ...
   ct = "ct/P001"                         # or dixon = [WATERDIR, FATDIR], mumap = FILE.h5, or none
+  protocol = "mmr.toml"                  # optional: this study's protocol
+  harmonisation = "earl1-mmr.toml"       # optional: the filtered image is quantified too
+  tracer = "Ga68-pentixafor"             # optional: DICOM Radiopharmaceutical
   weight_kg = 72.0
   sex = "M"
   injected_dose_mbq = 250.0
   injection_time = 2026-01-05T09:12:00
   rois = ["sphere:0,0,0,10"]             # optional
+  reference = "liver"                    # optional: the VOI of tb_max, tb_peak
+  [study.vois]                           # optional: patient LPS mm
+  liver = [-60.0, 10.0, -120.0]          # also spleen, bone-marrow
+  lesions = ["nodule:sphere:-80,20,-60,15"]
+  [study.info]                           # optional: columns of the table
+  group = "A"
 
-outputs: OUT/<id>/recon.h5, OUT/<id>/dicom/, OUT/quantification.csv, OUT/summary.json
+outputs: OUT/<id>/recon.h5, OUT/<id>/dicom/ (+ dicom-<harmonisation>/), OUT/<id>/report.html,
+         OUT/quantification.csv (one row per VOI, status ok/outside/too-small/failed), OUT/summary.json,
+         OUT/index.html
 exit code: 0 all studies done, 1 some failed (listed), 2 bad input (nothing run)"""
 
 
@@ -50,9 +64,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``batch``."""
-    batch = commands.add_parser("batch", help="reconstruct a cohort (TOML) on Dask: DICOM, HDF5 and an SUV table",
+    batch = commands.add_parser("batch", help="reconstruct a cohort (TOML) on Dask: DICOM, HDF5, an SUV table and reports",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    batch.add_argument("cohort", help="cohort TOML: one protocol, one [[study]] table per study")
+    batch.add_argument("cohort", help="cohort TOML: protocols, one [[study]] table per study")
     batch.add_argument("--out", required=True, help="output folder (created)")
     batch.add_argument("--workers", type=int, default=None,
                        help="LocalCluster workers (default: one per GPU, else one per 4 CPU cores)")
