@@ -122,8 +122,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog="examples:\n  petrecon suv pet_series/ --roi sphere:0,0,0,10\n"
                "  petrecon suv pet_series/ --roi sphere:57.2,0,0,18.5 --roi box:-20,-20,-10,20,20,10 "
                "--normalisation lbm-james --json\n"
-               "  petrecon suv pet_series/ --organ liver:-60,10,-120 --organ spleen:90,60,-140 \\\n"
-               "      --lesion nodule:sphere:-80,20,-60,15 --isocontour a50 --min-volume-ml 0.5 --reference liver\n\n"
+               "  petrecon suv pet_series/ --organ liver:-60,10,-120 --organ spleen:90,60,-140 "
+               "--lesion nodule:sphere:-80,20,-60,15 --isocontour a50 --min-volume-ml 0.5 --reference liver\n\n"
                "A VOI not wholly inside the image is reported with status 'outside' (a warning on stderr) and the\n"
                "others are measured; exit code 2 when none could be.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
