@@ -80,7 +80,7 @@ def test_suv_organs_lesions_size_exclusion_and_tb_with_an_roi_outside(lesion_ser
     captured = capsys.readouterr()
     assert code == 0  # some VOIs measured
     assert "sphere:0,0,200,10" in captured.err and "\n" not in captured.err.strip()
-    records = {r["voi"]: r for r in json.loads(captured.out)}
+    records = {r["roi"]: r for r in json.loads(captured.out)}
     assert [(r["kind"], r["status"]) for r in records.values()] == [("organ", "ok"), ("lesion", "ok"),
                                                                     ("lesion", "too-small"), ("roi", "outside")]
     factor = suv_factor(250e6, Patient(70.0), elapsed_s=3600.0, half_life_s=4069.8)

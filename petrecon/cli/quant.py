@@ -49,8 +49,8 @@ def _cmd_suv(args: argparse.Namespace) -> int:
         if r["status"] == "outside":
             print(f"warning: {r['kind']} {r['voi']} is not wholly inside the image: not measured", file=sys.stderr)
     measured = any(r["suv_max"] is not None for r in records)
-    if args.json:
-        print(json.dumps(records, indent=2))
+    if args.json:  # the VOI's name under "roi", as petrecon suv has always printed it
+        print(json.dumps([{"roi": r["voi"], **{k: v for k, v in r.items() if k != "voi"}} for r in records], indent=2))
     else:
         print(f"units {volume.metadata.get('units')}")
         for r in records:

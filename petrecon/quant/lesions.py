@@ -20,7 +20,8 @@ usually the liver), lesion and ROI records carry ``tb_max`` = SUVmax / reference
 SUVmean and ``tb_peak`` = SUVpeak / reference SUVmean (T/B as defined in
 reference/quantification.md, section "ROI statistics").
 
-Every record has the keys of :data:`RECORD_KEYS`; missing values are None.
+Every record has the keys of :data:`RECORD_KEYS` (and, when measured, the
+positions of max and peak); missing values are None.
 """
 
 from __future__ import annotations
@@ -173,9 +174,8 @@ def _empty(name: str, kind: str, status: str) -> dict:
 
 
 def _measured(name: str, kind: str, volume: Volume, mask: np.ndarray) -> dict:
-    measured = voi_record(name, volume, mask)
-    return {**_empty(name, kind, "ok"), **{key: measured[key] for key in STATISTICS},
-            "max_position_mm": measured["max_position_mm"]}
+    measured = voi_record(name, volume, mask)  # the statistics and the positions of max and peak
+    return {**_empty(name, kind, "ok"), **{key: value for key, value in measured.items() if key != "roi"}}
 
 
 def _mask_or_none(volume: Volume, spec: str) -> np.ndarray | None:
