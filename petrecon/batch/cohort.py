@@ -230,6 +230,9 @@ def _with_files(path: Path, study: CohortStudy, table: dict, default_source: str
                 harmonisations[harmonisation] = ImageHarmonisation.load(harmonisation)
             except PetreconError as error:
                 raise FormatError(path, where, f"key 'harmonisation': {error}") from None
+        if harmonisations[harmonisation].name == protocols[source].name:
+            raise FormatError(path, where, f"key 'harmonisation': its name {protocols[source].name!r} is the "
+                                           "protocol's too; the table's protocol column could not tell them apart")
     return dataclasses.replace(study, protocol_source=source, harmonisation=harmonisation)
 
 

@@ -11,7 +11,9 @@ What ``petrecon suv`` and ``petrecon batch`` measure, as one call
   41 % of the maximum (EANM), 50 %, or ``a50``, the background-adapted
   ``B + 0.5 (max - B)`` with ``B`` the reference VOI's mean. A lesion whose
   VOI is smaller than ``min_volume_ml`` is kept with status ``too-small``
-  (its statistics stay, for the record; cohort statistics leave it out);
+  (its statistics stay, for the record; cohort statistics leave it out).
+  An A50 lesion whose reference VOI could not be measured (outside the
+  image) has no background: status ``failed``, no statistics;
 * **roi**: a plain ``sphere:`` or ``box:`` ROI (:mod:`petrecon.quant.report`).
 
 A VOI that is not wholly inside the image gets status ``outside`` and empty
