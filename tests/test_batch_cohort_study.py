@@ -256,3 +256,23 @@ def test_each_protocol_file_is_read_once(cohort_path):
     assert [s.patient_name for s in cohort.studies] == ["P01", "P01", "P02"]
     assert cohort.info_keys() == ["group", "uptake_min"]
     assert [h.name for h in cohort.harmonisations.values()] == ["earl1"]
+
+
+def test_the_report_s_anatomy_is_the_dixon_water_image_on_the_pet_grid(write_dicom_series, tmp_path):
+    """A water disc (900) in a fat-free field: on the PET grid the water image reads 900 inside, 0 outside."""
+    from petrecon.batch.cohort import MuMapSource
+    from petrecon.batch.worker import load_anatomy
+    from petrecon.volume import ImageGrid
+
+    centres = (np.arange(100) - 49.5) * 2.0
+    disc = np.hypot(centres[None, :], centres[:, None]) <= 60.0
+    positions = [(centres[0], centres[0], -22.0 + 4.0 * k) for k in range(12)]
+    write_dicom_series(tmp_path / "water", "MR", np.repeat(np.where(disc, 900, 0)[None], 12, axis=0), positions,
+                       (1, 0, 0, 0, 1, 0), (2.0, 2.0))
+    write_dicom_series(tmp_path / "fat", "MR", np.repeat(np.where(disc, 20, 0)[None], 12, axis=0), positions,
+                       (1, 0, 0, 0, 1, 0), (2.0, 2.0))
+    grid = ImageGrid.centred((64, 64, 15), (3.0, 3.0, 2.0))
+    anatomy = load_anatomy(MuMapSource("dixon", (tmp_path / "water", tmp_path / "fat")), {}, grid)
+    assert anatomy.grid == grid and anatomy.metadata["label"] == "Dixon water"
+    assert anatomy.data[32, 32, 7] == pytest.approx(900.0) and anatomy.data[2, 32, 7] == 0.0  # 90 mm out: air
+    assert load_anatomy(MuMapSource(), {}, grid) is None  # the study's own attenuation: no anatomical image
