@@ -81,8 +81,6 @@ def write_study_outputs(outcome: StudyOutcome, study: CohortStudy, folder: Path,
     list of QuantifiedImage
         The protocol's image, then the harmonised one; :func:`table_rows` makes the table's rows of them.
     """
-    from petrecon.quant.image_harmonisation import ImageHarmonisation
-
     folder.mkdir(parents=True, exist_ok=True)
     attributes = outcome.attributes
     write_container(folder / CONTAINER_NAME, Container(volumes={"activity_bq_per_ml": outcome.volume},
@@ -93,7 +91,7 @@ def write_study_outputs(outcome: StudyOutcome, study: CohortStudy, folder: Path,
     protocol = cohort.study_protocol(study)
     images = [(protocol.name, outcome.volume, folder / DICOM_FOLDER, {})]
     if study.harmonisation is not None:
-        harmonisation: ImageHarmonisation = cohort.harmonisations[study.harmonisation]
+        harmonisation = cohort.harmonisations[study.harmonisation]
         description = f"petrecon AW-OSEM, {harmonisation.name} ({harmonisation.fwhm_mm:g} mm Gaussian)"
         images.append((harmonisation.name, harmonisation.apply(outcome.volume),
                        folder / harmonised_folder(harmonisation.name),
