@@ -54,6 +54,19 @@ TORSO_REGIONS = (
 )
 
 
+#: Bed position (mm) that centres the slab of :func:`torso_slab_comparison` on the phantom's thorax (S = 63-177 mm).
+THORAX_BED_POSITION_MM = 120.0
+
+#: VOIs of the ``pentixafor-torso`` phantom inside the thorax slab (``bed_position_mm=THORAX_BED_POSITION_MM``).
+THORAX_REGIONS = (
+    SphereRegion("lesion lung 15 mm", (-85.0, -20.0, 120.0), 7.5, "lung nodule"),
+    SphereRegion("lung", (75.0, -5.0, 120.0), 15.0, "lung"),
+    SphereRegion("thoracic vertebral marrow", (0.0, 70.0, 120.0), 10.0, "bone"),
+    SphereRegion("sternum", (0.0, -95.0, 100.0), 6.0, "bone, not in the template"),
+    SphereRegion("lesion soft tissue 20 mm", (140.0, 10.0, 110.0), 10.0, "soft tissue"),
+)
+
+
 @dataclass(frozen=True)
 class RegionBias:
     """SUVmax and SUVmean of one region with CT- and Dixon-based attenuation (and bone-aware Dixon, when compared)."""
@@ -140,7 +153,9 @@ def bias_table_markdown(rows: list[RegionBias]) -> str:
     return "\n".join(lines)
 
 
-def torso_slab_comparison(*, bone: bool = False, progress: bool = False) -> list[RegionBias]:
+def torso_slab_comparison(*, bone: bool = False, bed_position_mm: float = 0.0,
+                          regions: tuple[SphereRegion, ...] = TORSO_REGIONS,
+                          progress: bool = False) -> list[RegionBias]:
     """CT vs Dixon (and bone-aware Dixon) on the ``pentixafor-torso`` phantom, on an axially short Biograph mMR.
 
     The mMR's rings, crystals and radius with 28 of its 64 rings (114 mm
@@ -151,7 +166,9 @@ def torso_slab_comparison(*, bone: bool = False, progress: bool = False) -> list
     (bone included), scatter and randoms; the CT (120 kVp) and Dixon images
     of the phantom on a 2.1 x 2.1 x 4.1 mm grid covering the whole torso.
     ``bone`` adds a third reconstruction with the bone-aware Dixon map
-    (``segment_dixon(..., bone="atlas")``).
+    (``segment_dixon(..., bone="atlas")``). The slab covers the phantom's
+    abdomen (``regions`` :data:`TORSO_REGIONS`) at bed position 0 (HFS), its
+    thorax and lung nodule (:data:`THORAX_REGIONS`) at :data:`THORAX_BED_POSITION_MM`.
     """
     scanner = dataclasses.replace(get_scanner("mmr"), n_rings=28)
     layout = SinogramLayout(scanner, 11, 27, 200, 4)
@@ -160,9 +177,11 @@ def torso_slab_comparison(*, bone: bool = False, progress: bool = False) -> list
     from petrecon.simulate.acquisition import simulate_study
     from petrecon.simulate.phantom import load_phantom
 
-    study = simulate_study("pentixafor-torso", scanner=layout, noise=False, grid=grid, progress=progress).container
+    study = simulate_study("pentixafor-torso", scanner=layout, noise=False, grid=grid,
+                           bed_position_mm=bed_position_mm, progress=progress).container
     anatomy = simulate_study("pentixafor-torso", scanner=layout, noise=False, randoms=False, scatter=False,
-                             resolution=False, duration_s=1.0, grid=anatomy_grid, progress=progress).container.volumes
+                             resolution=False, duration_s=1.0, grid=anatomy_grid, bed_position_mm=bed_position_mm,
+                             progress=progress).container.volumes
     mu_ct = ct_mu_map_on_grid(Volume(anatomy["ct_hu"].data, anatomy_grid, {"units": "HU", "kvp": 120.0}),
                               anatomy_grid)
     mu_dixon = dixon_mu_map(segment_dixon(anatomy["dixon_water"], anatomy["dixon_fat"]))
@@ -171,5 +190,5 @@ def torso_slab_comparison(*, bone: bool = False, progress: bool = False) -> list
     factor = suv_factor(attributes["injected_activity_bq"], Patient(load_phantom("pentixafor-torso").weight_kg),
                         elapsed_s=attributes["frame_start_s"], half_life_s=attributes["half_life_s"])
     protocol = ReconstructionProtocol(image_shape=grid.shape, voxel_size_mm=grid.voxel_size_mm)
-    return compare_attenuation(study, mu_ct, mu_dixon, list(TORSO_REGIONS), factor, protocol, mu_dixon_bone=mu_bone,
+    return compare_attenuation(study, mu_ct, mu_dixon, list(regions), factor, protocol, mu_dixon_bone=mu_bone,
                                progress=progress)
