@@ -10,6 +10,7 @@ from petrecon.attenuation import DixonClass, dixon_mu_map, segment_dixon
 from petrecon.attenuation.bone_atlas import VERTEBRAL_BODY, place_vertebral_column, vertebral_body_mu_per_cm
 from petrecon.cli import main
 from petrecon.errors import ParameterError
+from petrecon.io import read_container
 from petrecon.volume import ImageGrid, Volume
 
 GRID = ImageGrid.centred((120, 90, 4), (3.0, 3.0, 4.0))
@@ -104,3 +105,20 @@ def test_bone_option_without_dixon_is_a_one_line_error(tmp_path, capsys):
     assert main(["mumap", "--ct", str(tmp_path / "ct"), "--bone", "atlas", "--scanner", "test",
                  "--out", str(tmp_path / "mu.h5")]) == 2
     assert "--bone atlas" in capsys.readouterr().err and not (tmp_path / "mu.h5").exists()
+
+
+def test_mumap_command_with_bone_atlas_puts_bone_mu_at_the_vertebra(write_dicom_series, tmp_path):
+    water, fat, _ = _dixon_body()
+    first = [GRID.voxel_centres_mm(a)[0] for a in range(2)]
+    positions = [(first[0], first[1], z) for z in GRID.voxel_centres_mm(2)]
+    for name, image in (("water", water), ("fat", fat)):  # planes (slice, row = y, column = x), 1000 per unit
+        planes = np.round(1000 * image.data.transpose(2, 1, 0))
+        write_dicom_series(tmp_path / name, "MR", planes, positions, (1, 0, 0, 0, 1, 0), (3.0, 3.0))
+    out = tmp_path / "mu.h5"
+    assert main(["mumap", "--dixon", str(tmp_path / "water"), str(tmp_path / "fat"), "--bone", "atlas",
+                 "--scanner", "test", "--out", str(out)]) == 0
+    mu = read_container(out).volumes["mu_per_cm"]
+    centre = [int(np.argmin(np.abs(mu.grid.voxel_centres_mm(a) - c))) for a, c in enumerate((*VERTEBRA_CENTRE_MM, 0))]
+    # head-first supine: gantry x, y = patient L, P; the template's interior keeps its mu through resampling
+    assert mu.data[tuple(centre)] == pytest.approx(vertebral_body_mu_per_cm(), rel=1e-4)
+    assert mu.metadata["dixon_bone"] == "atlas"
