@@ -218,6 +218,8 @@ def _search_window(outline: np.ndarray, voxel_mm: tuple[float, float], posterior
     columns = np.flatnonzero(trunk.any(axis=1))
     midline = 0.5 * (columns[0] + columns[-1])
     rows = np.flatnonzero(trunk[int(round(midline))])
+    if rows.size == 0:  # a trunk with nothing at its left-right centre: no midline to search
+        return None
     posterior, anterior = (rows[-1], rows[0]) if posterior_sign > 0 else (rows[0], rows[-1])
     x_mm = (np.arange(outline.shape[0]) - midline) * voxel_mm[0]
     depth_mm = (posterior - np.arange(outline.shape[1])) * posterior_sign * voxel_mm[1]
