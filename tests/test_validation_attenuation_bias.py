@@ -1,4 +1,4 @@
-"""PET/CT vs PET/MR attenuation: one simulated torso, reconstructed with CT- and with Dixon-based mu-maps."""
+"""PET/CT vs PET/MR attenuation: one simulated torso, reconstructed with CT-, Dixon- and bone-aware Dixon mu-maps."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from petrecon.validation.attenuation_bias import bias_table_markdown, torso_slab
 
 @pytest.fixture(scope="module")
 def rows():
-    return {row.region.name: row for row in torso_slab_comparison()}
+    return {row.region.name: row for row in torso_slab_comparison(bone=True)}
 
 
 def test_soft_tissue_organs_and_lesions_agree_within_three_percent(rows):
@@ -30,6 +30,23 @@ def test_bone_uptake_is_underestimated_with_dixon_as_reported(rows):
     assert rows["vertebral marrow"].mean_difference_percent < -10
 
 
+def test_bone_template_at_least_halves_the_bone_bias(rows):
+    # The issue's criterion. The template's mu (0.116 cm^-1) is within 3 % of the phantom's spongiosa (0.113),
+    # and its 40 x 32 mm ellipse covers most of the 42 mm vertebra, so the remaining error is a few percent
+    # (measured ~+2 %, against -16 % and -20 % with 4 classes); halving leaves room for a slice's misplacement.
+    for name in ("lesion bone 12 mm", "vertebral marrow"):
+        row = rows[name]
+        assert abs(row.max_difference_bone_percent) < 0.5 * abs(row.max_difference_percent), row
+        assert abs(row.mean_difference_bone_percent) < 0.5 * abs(row.mean_difference_percent), row
+
+
+def test_bone_template_keeps_soft_tissue_within_three_percent(rows):
+    # the template changes mu only inside the vertebra: soft tissue keeps the 4-class map's agreement with CT
+    for row in rows.values():
+        if row.region.tissue == "soft tissue":
+            assert abs(row.max_difference_bone_percent) < 3 and abs(row.mean_difference_bone_percent) < 3, row
+
+
 def test_low_uptake_background_shifts_little_in_absolute_terms(rows):
     # the bone error spread along the LORs through the spine reaches cold tissue too: ~+3.5 % of SUV 0.8
     background = rows["body background"]
@@ -39,3 +56,4 @@ def test_low_uptake_background_shifts_little_in_absolute_terms(rows):
 def test_the_table_lists_every_region(rows):
     table = bias_table_markdown(list(rows.values()))
     assert all(name in table for name in rows) and table.count("\n") == len(rows) + 1
+    assert "Dixon+bone" in table

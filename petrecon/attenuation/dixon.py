@@ -28,7 +28,11 @@ Segmentation (documented choices; all thresholds are parameters):
    vendor's method;
 5. fat: body voxels whose fat fraction ``fat / (water + fat)`` exceeds
    ``fat_fraction_threshold`` (0.5: fat dominates the voxel);
-6. soft tissue: the rest of the body.
+6. soft tissue: the rest of the body;
+7. bone (only with ``bone="atlas"``, not the mMR's 4-class map): the
+   vertebral-body template of :mod:`petrecon.attenuation.bone_atlas`, placed
+   from the Dixon images, inside the outline and outside the lungs, with the
+   template's mean bone mu (~0.116 cm^-1).
 """
 
 from __future__ import annotations
@@ -38,8 +42,13 @@ from enum import IntEnum
 import numpy as np
 from scipy import ndimage
 
+from petrecon.attenuation.bone_atlas import place_vertebral_column, vertebral_body_mu_per_cm
 from petrecon.errors import GeometryError, ParameterError
+from petrecon.geometry.patient import gantry_to_patient_affine, volume_patient_frame
 from petrecon.volume import Volume
+
+#: Bone models of :func:`segment_dixon`: none (the 4-class map) or the vertebral-body template.
+BONE_MODELS = ("none", "atlas")
 
 
 class DixonClass(IntEnum):
@@ -49,8 +58,12 @@ class DixonClass(IntEnum):
     LUNG = 1
     FAT = 2
     SOFT_TISSUE = 3
+    BONE = 4
+    """Only in bone-aware maps (``segment_dixon(..., bone="atlas")``); mu from
+    :func:`~petrecon.attenuation.bone_atlas.vertebral_body_mu_per_cm` unless given."""
 
 
+#: mu (cm^-1) of the four classes of the mMR's map; the bone class's is computed (see :class:`DixonClass`).
 DIXON_MU_PER_CM: dict[DixonClass, float] = {
     DixonClass.AIR: 0.0,
     DixonClass.LUNG: 0.0224,
@@ -80,8 +93,8 @@ def water_fat_from_in_opposed(in_phase: np.ndarray, opposed_phase: np.ndarray) -
 
 def segment_dixon(water: Volume, fat: Volume, *, body_fraction: float = 0.1, fat_fraction_threshold: float = 0.5,
                   min_lung_ml: float = 20.0, min_lung_thickness_mm: float = 10.0,
-                  min_body_part_ml: float = 10.0) -> Volume:
-    """Label every voxel air, lung, fat or soft tissue (see the module notes).
+                  min_body_part_ml: float = 10.0, bone: str = "none") -> Volume:
+    """Label every voxel air, lung, fat or soft tissue, and bone with ``bone="atlas"`` (see the module notes).
 
     Parameters
     ----------
@@ -100,17 +113,26 @@ def segment_dixon(water: Volume, fat: Volume, *, body_fraction: float = 0.1, fat
         may cut off from the trunk) belong to the patient; smaller ones
         count only inside the patient's outline (a lung nodule), else they
         are noise.
+    bone : {"none", "atlas"}
+        ``"atlas"`` adds the vertebral bodies as :attr:`DixonClass.BONE`
+        (:func:`~petrecon.attenuation.bone_atlas.place_vertebral_column`; the
+        patient's posterior is found from ``water.metadata["patient_position"]``,
+        HFS when absent).
 
     Returns
     -------
     Volume
-        uint8 labels (:class:`DixonClass`) on the input grid.
+        uint8 labels (:class:`DixonClass`) on the input grid; ``metadata["bone"]``
+        names the bone model, and with ``"atlas"`` ``metadata["bone_slices"]``
+        counts the slices where a vertebral body was placed.
     """
     if water.grid != fat.grid:
         raise GeometryError(f"Dixon water and fat images must share one grid: {water.grid} vs {fat.grid}")
     for name, value in (("body_fraction", body_fraction), ("fat_fraction_threshold", fat_fraction_threshold)):
         if not 0.0 < value < 1.0:
             raise ParameterError(f"{name} must be in (0, 1), got {value}")
+    if bone not in BONE_MODELS:
+        raise ParameterError(f"bone must be one of {', '.join(BONE_MODELS)}, got {bone!r}")
     water_signal = np.clip(np.asarray(water.data, dtype=np.float32), 0, None)
     fat_signal = np.clip(np.asarray(fat.data, dtype=np.float32), 0, None)
     signal = water_signal + fat_signal
@@ -128,12 +150,21 @@ def segment_dixon(water: Volume, fat: Volume, *, body_fraction: float = 0.1, fat
     labels[outline] = DixonClass.SOFT_TISSUE
     labels[body & (fat_fraction > fat_fraction_threshold)] = DixonClass.FAT
     labels[lung] = DixonClass.LUNG
-    return Volume(labels, water.grid, {"units": "DixonClass", "source": "dixon"})
+    metadata = {"units": "DixonClass", "source": "dixon", "bone": bone}
+    if bone == "atlas":
+        posterior_sign = float(np.sign(gantry_to_patient_affine(volume_patient_frame(water.metadata)[0])[1, 1]))
+        placement = place_vertebral_column(water, fat, body, outline, posterior_sign=posterior_sign)
+        labels[placement.mask & ~lung] = DixonClass.BONE
+        metadata["bone_slices"] = int(np.count_nonzero(~np.isnan(placement.centres_mm[:, 0])))
+    return Volume(labels, water.grid, metadata)
 
 
 def dixon_mu_map(labels: Volume, mu_per_cm: dict[DixonClass, float] | None = None,
                  hardware: Volume | None = None) -> Volume:
     """mu-map (cm^-1) of a Dixon label volume, plus an optional hardware (table, coil) template.
+
+    ``mu_per_cm`` needs the four classes of the mMR's map; the bone class's mu
+    defaults to :func:`~petrecon.attenuation.bone_atlas.vertebral_body_mu_per_cm`.
 
     Examples
     --------
@@ -143,15 +174,20 @@ def dixon_mu_map(labels: Volume, mu_per_cm: dict[DixonClass, float] | None = Non
     [0.0224, 0.1]
     """
     table = dict(DIXON_MU_PER_CM) if mu_per_cm is None else {DixonClass(k): float(v) for k, v in mu_per_cm.items()}
-    if set(table) != set(DixonClass) or min(table.values()) < 0:
-        raise ParameterError(f"mu_per_cm needs a non-negative value for each of {[c.name for c in DixonClass]}")
-    lookup = np.array([table[c] for c in DixonClass], dtype=np.float32)
-    mu = lookup[np.asarray(labels.data, dtype=np.intp)]
+    if set(table) - {DixonClass.BONE} != set(DIXON_MU_PER_CM) or min(table.values()) < 0:
+        raise ParameterError(f"mu_per_cm needs a non-negative value for each of {[c.name for c in DIXON_MU_PER_CM]}")
+    classes = np.asarray(labels.data, dtype=np.intp)
+    has_bone = bool(np.any(classes == DixonClass.BONE))
+    if has_bone and DixonClass.BONE not in table:
+        table[DixonClass.BONE] = vertebral_body_mu_per_cm()
+    lookup = np.array([table.get(c, 0.0) for c in DixonClass], dtype=np.float32)
+    mu = lookup[classes]
     if hardware is not None:
         if hardware.grid != labels.grid:
             raise GeometryError("the hardware mu template must be resampled to the Dixon grid first")
         mu = mu + np.asarray(hardware.data, dtype=np.float32)
-    metadata = {"units": "cm^-1", "source": "dixon", "mu_per_cm": {c.name: table[c] for c in DixonClass},
+    used = {c.name: table[c] for c in table if c != DixonClass.BONE or has_bone}
+    metadata = {"units": "cm^-1", "source": "dixon", "mu_per_cm": used,
                 "hardware": hardware is not None}
     return Volume(mu, labels.grid, metadata)
 

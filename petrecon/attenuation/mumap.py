@@ -53,11 +53,14 @@ def mu_map_from_ct_series(folder: str | os.PathLike, grid: ImageGrid | None = No
 
 def mu_map_from_dixon_series(first_folder: str | os.PathLike, second_folder: str | os.PathLike,
                              grid: ImageGrid | None = None, *, kind: str = "water_fat",
-                             patient_position: str | None = None, bed_position_mm: float | None = None) -> Volume:
+                             patient_position: str | None = None, bed_position_mm: float | None = None,
+                             bone: str = "none") -> Volume:
     """Dixon-based 4-class mu-map (cm^-1) from water/fat (or in/opposed-phase) DICOM series, on ``grid`` or the MR's.
 
     Placed in the PET acquisition's gantry frame as :func:`mu_map_from_ct_series`;
-    ``metadata["dicom_reference"]`` is the first series'.
+    ``metadata["dicom_reference"]`` is the first series'. ``bone="atlas"``
+    adds the vertebral bodies as a fifth class (:mod:`petrecon.attenuation.bone_atlas`;
+    not the mMR's own map, verified on simulated images only).
     """
     from petrecon.io.dicom import read_dixon_series
 
@@ -66,10 +69,12 @@ def mu_map_from_dixon_series(first_folder: str | os.PathLike, second_folder: str
     reference = first.metadata["dicom_reference"]
     if kind == "in_opposed":
         water, fat = water_fat_from_in_opposed(first.data, second.data)
-        first, second = Volume(water, first.grid), Volume(fat, second.grid)
-    mu = dixon_mu_map(segment_dixon(first, second))
+        first, second = Volume(water, first.grid, first.metadata), Volume(fat, second.grid, second.metadata)
+    labels = segment_dixon(first, second, bone=bone)
+    mu = dixon_mu_map(labels)
     on_grid = mu if grid is None else resample_to_grid(mu, grid, order=1, fill_value=0.0)
-    on_grid.metadata.update(source="dixon", dixon_kind=kind, dicom_reference=reference)
+    on_grid.metadata.update(source="dixon", dixon_kind=kind, dicom_reference=reference, dixon_bone=bone,
+                            **({"bone_slices": labels.metadata["bone_slices"]} if bone == "atlas" else {}))
     return on_grid
 
 

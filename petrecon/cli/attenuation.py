@@ -54,6 +54,10 @@ def _cmd_mumap(args: argparse.Namespace) -> None:
     from petrecon.geometry import get_scanner
     from petrecon.volume import ImageGrid
 
+    if args.bone != "none" and not args.dixon:
+        from petrecon.errors import ParameterError
+
+        raise ParameterError(f"--bone {args.bone}: the bone template is placed from Dixon images; give --dixon")
     scanner = get_scanner(args.scanner)
     grid = ImageGrid.centred(scanner.default_image_shape, scanner.default_voxel_size_mm)
     frame = {"patient_position": args.patient_position, "bed_position_mm": args.bed_position_mm}
@@ -63,7 +67,8 @@ def _cmd_mumap(args: argparse.Namespace) -> None:
         mu, inputs = mu_map_from_scanner_series(args.scanner_mumap, grid, **frame), [args.scanner_mumap]
     else:
         kind = "in_opposed" if args.in_opposed else "water_fat"
-        mu, inputs = mu_map_from_dixon_series(*args.dixon, grid, kind=kind, **frame), list(args.dixon)
+        mu = mu_map_from_dixon_series(*args.dixon, grid, kind=kind, bone=args.bone, **frame)
+        inputs = list(args.dixon)
     mu = with_hardware(args, mu, args.bed_position_mm, grid)
     check_mu_map(mu.data, " ".join(inputs))
     write_mu_map(args.out, mu, scanner=args.scanner, inputs=inputs, overwrite=args.overwrite,
@@ -82,6 +87,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     mumap = commands.add_parser("mumap", help="mu-map at 511 keV from a CT, Dixon MR or the mMR's own mu-map series, plus hardware mu-maps (HDF5)",
                                 epilog="examples:\n  petrecon mumap --ct ct_series/ --scanner b64 --out mumap.h5\n"
                                        "  petrecon mumap --dixon water/ fat/ --scanner mmr --out mumap.h5\n"
+                                       "  petrecon mumap --dixon water/ fat/ --bone atlas --scanner mmr "
+                                       "--out mumap-bone.h5\n"
                                        "  petrecon mumap --scanner-mumap umap/ --hardware-mumap umap_PT_2291734.v.hdr "
                                        "--table-origin-mm 0 0 -1258 --bed-position-mm -812.5 --scanner mmr "
                                        "--out mumap.h5",
@@ -93,6 +100,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--scanner-mumap", metavar="DICOMDIR",
                         help="the mMR's own mu-map series (MR images of mu x 10000)")
     mumap.add_argument("--in-opposed", action="store_true", help="the Dixon series are in- and opposed-phase")
+    mumap.add_argument("--bone", choices=["none", "atlas"], default="none",
+                       help="Dixon only: 'atlas' adds the vertebral bodies as a fifth class (bone template placed "
+                            "from the Dixon images; verified on simulated images only); default none (4 classes)")
     add_hardware_options(mumap)
     mumap.add_argument("--scanner", required=True, help="registry name: the mu-map is made on its image grid")
     mumap.add_argument("--fwhm-mm", type=float, default=4.0, help="CT smoothing to PET resolution (default 4 mm)")

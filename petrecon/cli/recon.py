@@ -66,11 +66,15 @@ def _recon_mu_map(args: argparse.Namespace, attributes: dict, cover=None):
     frame = {"patient_position": attributes.get("patient_position"),
              "bed_position_mm": study_bed_position_mm(attributes)}
     mu = None
+    if args.dixon_bone != "none" and not args.mumap_dixon:
+        from petrecon.errors import ParameterError
+        raise ParameterError(f"--dixon-bone {args.dixon_bone}: the bone template is placed from Dixon images; "
+                             "give --mumap-dixon")
     if args.mumap_ct:
         mu = mu_map_from_ct_series(args.mumap_ct, **frame)
     elif args.mumap_dixon:
         mu = mu_map_from_dixon_series(*args.mumap_dixon, kind="in_opposed" if args.in_opposed else "water_fat",
-                                      **frame)
+                                      bone=args.dixon_bone, **frame)
     elif args.mumap_scanner:
         mu = mu_map_from_scanner_series(args.mumap_scanner, **frame)
     elif args.mumap:
@@ -296,6 +300,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                                                                 "(MR images of mu x 10000)")
     mu.add_argument("--mumap", metavar="MUMAP.h5", help="attenuation from a container's mu_per_cm volume")
     recon.add_argument("--in-opposed", action="store_true", help="the Dixon series are in- and opposed-phase")
+    recon.add_argument("--dixon-bone", choices=["none", "atlas"], default="none",
+                       help="with --mumap-dixon: 'atlas' adds the vertebral bodies as a fifth class (default none)")
     add_hardware_options(recon)
     recon.add_argument("--no", action="append", default=[], metavar="CORRECTION",
                        choices=["normalisation", "attenuation", "randoms", "scatter", "dead_time", "decay"],
