@@ -226,6 +226,7 @@ def test_a_whole_body_study_is_reconstructed_as_petrecon_recon_does(cohort_path,
     (('harmonisation = "earl1.toml"', 'harmonisation = "nope.toml"'), "harmonisation"),
     (('protocol = "b.toml"', 'protocol = "nope.toml"'), "protocol"),
     (('tracer = "Ga68-pentixafor"', 'tracer = ""'), "tracer"),
+    (('tracer = "Ga68-pentixafor"', 'tracer = "Ga68-pentixafor"\ndixon_bone = "atlas"'), "dixon_bone"),
 ])
 def test_a_bad_study_key_is_one_error_naming_file_study_and_key(cohort_path, tmp_path, change, key):
     text = cohort_path.read_text().replace(*change, 1)

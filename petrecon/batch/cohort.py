@@ -16,6 +16,8 @@ A cohort is a TOML file; relative paths resolve against its folder::
     ct = "ct/P001"                      # mu-map source, at most one of: ct = DICOMDIR,
                                         # dixon = [WATERDIR, FATDIR], mumap = FILE.h5;
                                         # none: the study's own attenuation
+    dixon_bone = "atlas"                # optional with dixon: the vertebral bone template
+                                        # (petrecon.attenuation.bone_atlas); default "none" (4 classes)
     weight_kg = 72.0
     height_m = 1.78                     # optional (needed for lbm-* and bsa SUVs)
     sex = "M"                           # M, F or O
@@ -57,6 +59,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from petrecon.attenuation.dixon import BONE_MODELS
 from petrecon.errors import FormatError, ParameterError, PetreconError
 from petrecon.geometry import SCANNERS
 from petrecon.isotopes import get_isotope
@@ -70,8 +73,8 @@ from petrecon.recon.protocol import ReconstructionProtocol
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REQUIRED = ("id", "raw", "weight_kg", "sex", "injected_dose_mbq", "injection_time")
-_OPTIONAL = ("scanner", "isotope", "height_m", "scan_time", "rois", "ct", "dixon", "mumap", "patient", "protocol",
-             "harmonisation", "tracer", "reference", "vois", "info")
+_OPTIONAL = ("scanner", "isotope", "height_m", "scan_time", "rois", "ct", "dixon", "dixon_bone", "mumap", "patient",
+             "protocol", "harmonisation", "tracer", "reference", "vois", "info")
 #: Columns of the quantification table, in order; the ``[study.info]`` keys follow (and may not repeat them).
 TABLE_COLUMNS = ("study", "patient", "scanner", "protocol", "voi", "kind", "units", *RECORD_KEYS[2:])
 _TOP_LEVEL = ("protocol", "normalisation", "isocontour", "min_lesion_volume_ml", "study")
@@ -95,6 +98,7 @@ class MuMapSource:
 
     kind: str = "study"
     paths: tuple[Path, ...] = ()
+    dixon_bone: str = "none"
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,8 @@ def _study(path: Path, index: int, table: dict, normalisation: str, segmentation
     sources = [key for key in ("ct", "dixon", "mumap") if key in table]
     if len(sources) > 1:
         raise fail(sources[1], f"give at most one mu-map source, not {' and '.join(sources)}")
+    if "dixon_bone" in table and sources != ["dixon"]:
+        raise fail("dixon_bone", "needs dixon = [WATERDIR, FATDIR]")
     mu = MuMapSource()
     if sources == ["ct"]:
         mu = MuMapSource("ct", (_existing(path, table["ct"], "folder", lambda m: fail("ct", m)),))
@@ -282,7 +288,11 @@ def _study(path: Path, index: int, table: dict, normalisation: str, segmentation
         folders = table["dixon"]
         if not isinstance(folders, list) or len(folders) != 2:
             raise fail("dixon", "must be [WATERDIR, FATDIR]")
-        mu = MuMapSource("dixon", tuple(_existing(path, f, "folder", lambda m: fail("dixon", m)) for f in folders))
+        bone = table.get("dixon_bone", "none")
+        if bone not in BONE_MODELS:
+            raise fail("dixon_bone", f"must be one of {', '.join(BONE_MODELS)}, got {bone!r}")
+        mu = MuMapSource("dixon", tuple(_existing(path, f, "folder", lambda m: fail("dixon", m)) for f in folders),
+                         bone)
     elif sources == ["mumap"]:
         mu = MuMapSource("mumap", (_existing(path, table["mumap"], "file", lambda m: fail("mumap", m)),))
     patient = PatientData(

@@ -112,7 +112,7 @@ def load_mu_map(source: MuMapSource, attributes: dict) -> Volume | None:
     if source.kind == "ct":
         return mu_map_from_ct_series(source.paths[0], **frame)
     if source.kind == "dixon":
-        return mu_map_from_dixon_series(*source.paths, **frame)
+        return mu_map_from_dixon_series(*source.paths, bone=source.dixon_bone, **frame)
     if source.kind == "mumap":
         return read_container(source.paths[0]).volumes["mu_per_cm"]
     return None
