@@ -66,7 +66,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
             scanner=scanner, span=args.span, isotope=args.isotope, parameters=_phantom_parameters(args) or None,
             injected_activity_bq=None if args.activity_mbq is None else args.activity_mbq * 1e6,
             duration_s=args.duration_s, frame_start_s=args.frame_start_s, seed=args.seed, noise=args.noise,
-            progress=not args.quiet, patient_position=args.patient_position)
+            scatter=args.scatter, progress=not args.quiet, patient_position=args.patient_position)
         for b, (offset, start) in enumerate(zip(study.bed_offsets_mm(), study.frame_starts_s())):
             print(f"bed {b}    table {offset:+8.1f} mm, start {start:.0f} s, "
                   f"{study.beds[b].attributes['counts']['prompts']:.4g} prompts")
@@ -80,7 +80,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
         isotope=args.isotope, parameters=_phantom_parameters(args) or None,
         injected_activity_bq=None if args.activity_mbq is None else args.activity_mbq * 1e6,
         duration_s=args.duration_s, frame_start_s=args.frame_start_s, seed=args.seed, noise=args.noise,
-        listmode=args.listmode, progress=not args.quiet, patient_position=args.patient_position,
+        scatter=args.scatter, listmode=args.listmode, progress=not args.quiet, patient_position=args.patient_position,
         bed_position_mm=args.bed_position_mm)
     attributes = study.container.attributes
     print(f"phantom {attributes['phantom']} on {attributes['scanner']} ({study.container.layout.shape}), "
@@ -179,6 +179,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument("--set", action="append", metavar="NAME=VALUE", help="set a phantom parameter (repeatable)")
     simulate.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     simulate.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True, help="Poisson noise (default on)")
+    simulate.add_argument("--scatter", action=argparse.BooleanOptionalAction, default=True,
+                          help="single scatter scaled to the scanner's NEMA scatter fraction (default on)")
     simulate.add_argument("--listmode", action="store_true",
                           help="also write PETLINK list-mode (OUT with suffix .l, Interfile header .l.hdr)")
     simulate.add_argument("--patient-position", default="HFS", choices=["HFS", "HFP", "FFS", "FFP"], type=str.upper,

@@ -229,7 +229,7 @@ def simulate_cohort(out_dir: str | os.PathLike, *, n_patients: int = 4, scanners
             scan = injection + dt.timedelta(minutes=uptake)
             _write_anatomy(phantom, patient, scanner, sampling.grid, anatomy, scan, bed_position_mm, overwrite)
             study_id = f"{patient.id}-{scanner}"
-            result.outside_fov += [f"{study_id}: {name}" for name in _outside_fov(patient, sampling.grid,
+            result.outside_fov += [f"{study_id}: {name}" for name in vois_outside_fov(patient, sampling.grid,
                                                                                  bed_position_mm)]
             tables.append(_study_table(out_dir, study_id, patient, scanner, raw, anatomy, injection, scan, uptake,
                                        harmonisation_files.get(scanner)))
@@ -284,8 +284,18 @@ def _write_anatomy(phantom, patient: SimulatedPatient, scanner: str, pet_grid: I
         write_ct_series(images["ct_hu"], folders[0], identity, overwrite=overwrite)
 
 
-def _outside_fov(patient: SimulatedPatient, grid: ImageGrid, bed_position_mm: float) -> list[str]:
-    """Names of the organ VOIs and lesions not inside the grid's axial extent with the 10 mm margin."""
+def vois_outside_fov(patient: SimulatedPatient, grid: ImageGrid, bed_position_mm: float) -> list[str]:
+    """Names of the organ VOIs and lesions of ``patient`` not inside ``grid``'s axial extent with a 10 mm margin.
+
+    Examples
+    --------
+    >>> from petrecon.geometry.reduced import reduced_sampling
+    >>> patient = draw_patients(1)[0]
+    >>> vois_outside_fov(patient, reduced_sampling("mmr").grid, BED_POSITION_MM)
+    []
+    >>> vois_outside_fov(patient, reduced_sampling("mmr").grid, 0.0)  # S = -57 to 57 mm
+    ['lung_nodule', 'bone_lesion', 'node']
+    """
     spheres = [(organ, centre, ORGAN_VOI_DIAMETER_MM[organ] / 2.0) for organ, centre in ORGAN_VOI_CENTRES_MM.items()]
     spheres += [(lesion.name, lesion.centre_mm, lesion.diameter_mm / 2.0) for lesion in patient.lesions]
     z_mm = patient_to_gantry(np.array([centre for _, centre, _ in spheres]), PATIENT_POSITION, bed_position_mm)[:, 2]
