@@ -36,7 +36,8 @@ AIR = (170.0, -100.0, 60.0)         # outside the body's 360 x 240 mm outline
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("cohort")
-    result = simulate_cohort(out, n_patients=1, n_rings=6, field_of_view_mm=300.0, scatter=False, bed_position_mm=BED_MM, progress=False)
+    result = simulate_cohort(out, n_patients=1, n_rings=6, field_of_view_mm=300.0, scatter=False,
+                             bed_position_mm=BED_MM, progress=False)
     return result, tomllib.loads(result.cohort_file.read_text())
 
 
@@ -121,7 +122,8 @@ def test_ct_series_converts_to_the_phantom_mu_within_the_bilinear_model(cohort):
     assert [float(v) for v in first.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
     assert float(first.PatientWeight) == document["study"][0]["weight_kg"]
     hu = read_ct_series(folder, bed_position_mm=BED_MM)
-    # HU of the phantom's materials (petrecon.simulate.materials): soft tissue 40, adipose -100, lung -740, spongiosa 300
+    # HU of the phantom's materials (petrecon.simulate.materials): soft tissue 40, adipose -100, lung -740,
+    # spongiosa 300, air -1000
     assert [_value_at(hu, p) for p in (SOFT_TISSUE, FAT, LUNG, MARROW, AIR)] == [40, -100, -740, 300, -1000]
     mu = mu_map_from_ct_series(folder, bed_position_mm=BED_MM)
     # Carney 120 kVp: 9.6e-5 (HU + 1000) up to 47 HU, 5.10e-5 (HU + 1000) + 0.0471 above (reference/quantification.md)
@@ -143,7 +145,8 @@ def test_dixon_series_segment_into_four_classes_and_bone_becomes_soft_tissue(coh
     result, document = cohort
     water, fat = (result.out_dir / folder for folder in document["study"][1]["dixon"])
     first_water, first_fat = (pydicom.dcmread(sorted(f.iterdir())[0]) for f in (water, fat))
-    assert first_water.Modality == "MR" and [float(v) for v in first_water.ImageOrientationPatient] == [1, 0, 0, 0, 0, -1]
+    assert first_water.Modality == "MR"
+    assert [float(v) for v in first_water.ImageOrientationPatient] == [1, 0, 0, 0, 0, -1]  # coronal, HFS
     assert first_water.StudyInstanceUID == first_fat.StudyInstanceUID
     assert first_water.FrameOfReferenceUID == first_fat.FrameOfReferenceUID
     assert first_water.SeriesInstanceUID != first_fat.SeriesInstanceUID
@@ -161,7 +164,8 @@ def test_reduced_field_of_view_holds_every_voi_inside_its_organ():
     phantom = patient_phantom(patient)
     organ_region = {"liver": "liver", "spleen": "spleen", "bone-marrow": "vertebral_marrow"}
     directions = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
-    directions = np.vstack([directions, np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T / math.sqrt(3)])
+    corners = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T / math.sqrt(3)
+    directions = np.vstack([directions, corners])
 
     def region_at(points):
         names = np.full(len(points), "outside", dtype=object)
@@ -190,8 +194,8 @@ def test_random_lesions_draw_at_least_two_per_patient_and_repeat_with_the_seed()
 
 def test_simulate_reduced_records_its_layout_for_recon(tmp_path, capsys):
     out = tmp_path / "cyl.h5"
-    argv = ["simulate", "uniform-cylinder", "--scanner", "b64", "--rings", "6", "--fov-mm", "240", "--no-noise", "--no-scatter",
-            "--duration-s", "10", "--quiet", "--out", str(out)]
+    argv = ["simulate", "uniform-cylinder", "--scanner", "b64", "--rings", "6", "--fov-mm", "240", "--no-noise",
+            "--no-scatter", "--duration-s", "10", "--quiet", "--out", str(out)]
     assert main(argv) == 0
     assert "reduced b64 sampling: 6 of 41 rings" in capsys.readouterr().out
     layout = read_container(out).layout

@@ -52,7 +52,8 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
     sampling = _reduced(args)
     if sampling is not None and args.span is not None:
-        raise ParameterError("--span: the reduced sampling keeps the scanner's span; drop --span or the reduced options")
+        raise ParameterError("--span: the reduced sampling keeps the scanner's span; "
+                             "drop --span or the reduced options")
     scanner = args.scanner if sampling is None else sampling.layout
     if sampling is not None:
         print(f"sampling {sampling.description}")
