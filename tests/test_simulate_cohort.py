@@ -35,9 +35,12 @@ AIR = (170.0, -100.0, 60.0)         # outside the body's 360 x 240 mm outline
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
+    from petrecon.quant.image_harmonisation import ImageHarmonisation
+
     out = tmp_path_factory.mktemp("cohort")
+    harmonisation = ImageHarmonisation(fwhm_mm=4.0, scanner="b64").save(out.parent / "earl1-b64.toml")
     result = simulate_cohort(out, n_patients=1, n_rings=6, field_of_view_mm=300.0, scatter=False,
-                             bed_position_mm=BED_MM, progress=False)
+                             harmonisation={"b64": harmonisation}, bed_position_mm=BED_MM, progress=False)
     return result, tomllib.loads(result.cohort_file.read_text())
 
 
@@ -65,6 +68,8 @@ def test_cohort_file_lists_each_scan_with_its_anatomy_times_and_vois(cohort):
         assert {key: study["vois"][key] for key in ORGAN_VOI_CENTRES_MM} == {
             key: list(value) for key, value in ORGAN_VOI_CENTRES_MM.items()}
     assert mr["info"]["uptake_min"] - ct["info"]["uptake_min"] == 10  # the study's mean 72 - 62 min
+    assert (result.out_dir / ct["harmonisation"]).resolve() == (result.out_dir.parent / "earl1-b64.toml").resolve()
+    assert "harmonisation" not in mr
     assert ct["patient"] == mr["patient"] == "P01" and ct["info"]["group"] == "treated"
 
 
@@ -212,3 +217,12 @@ def test_simulate_cohort_refuses_existing_outputs_before_any_work(tmp_path, caps
     err = capsys.readouterr().err
     assert "cohort.toml" in err and "overwrite" in err and len(err.strip().splitlines()) == 1
     assert (dt.datetime.now() - started).total_seconds() < 5 and not (tmp_path / "raw").exists()
+
+
+def test_simulate_cohort_refuses_a_harmonisation_it_cannot_use(tmp_path, capsys):
+    argv = ["simulate-cohort", "--out", str(tmp_path / "study"), "--quiet"]
+    assert main(argv + ["--harmonisation", f"b64={tmp_path / 'missing.toml'}"]) == 2
+    assert "missing.toml" in capsys.readouterr().err
+    assert main(argv + ["--harmonisation", "mct=x.toml"]) == 2
+    assert "not a scanner of the cohort" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
