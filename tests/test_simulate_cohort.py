@@ -199,13 +199,13 @@ def test_random_lesions_draw_at_least_two_per_patient_and_repeat_with_the_seed()
 
 def test_simulate_reduced_records_its_layout_for_recon(tmp_path, capsys):
     out = tmp_path / "cyl.h5"
-    argv = ["simulate", "uniform-cylinder", "--scanner", "b64", "--rings", "6", "--fov-mm", "240", "--no-noise",
+    argv = ["simulate", "uniform-cylinder", "--scanner", "b64", "--rings", "6", "--fov-mm", "100", "--no-noise",
             "--no-scatter", "--duration-s", "10", "--quiet", "--out", str(out)]
     assert main(argv) == 0
     assert "reduced b64 sampling: 6 of 41 rings" in capsys.readouterr().out
     layout = read_container(out).layout
-    # 6 rings of 4 mm -> 11 slices of 2 mm; 240 mm over 2.036 mm pixels -> 118 (rounded up to even)
-    assert (layout.scanner.n_rings, layout.scanner.default_image_shape) == (6, (118, 118, 11))
+    # 6 rings of 4 mm -> 11 slices of 2 mm; 100 mm over 2.036 mm pixels: 49.1 -> 50 (rounded up to even)
+    assert (layout.scanner.n_rings, layout.scanner.default_image_shape) == (6, (50, 50, 11))
     assert main(argv[:-2] + ["--span", "3", "--out", str(tmp_path / "x.h5")]) == 2
     assert "--span" in capsys.readouterr().err
 
