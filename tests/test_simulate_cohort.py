@@ -197,15 +197,23 @@ def test_random_lesions_draw_at_least_two_per_patient_and_repeat_with_the_seed()
     assert len({tuple(l.name for l in p.lesions) for p in patients}) > 1
 
 
-def test_simulate_reduced_records_its_layout_for_recon(tmp_path, capsys):
+def test_simulate_reduced_records_its_layout_and_writes_the_anatomy(tmp_path, capsys):
+    from petrecon.attenuation.mumap import mu_map_from_dixon_series
+    from petrecon.io.dicom import read_ct_series
+
     out = tmp_path / "cyl.h5"
     argv = ["simulate", "uniform-cylinder", "--scanner", "b64", "--rings", "6", "--fov-mm", "100", "--no-noise",
-            "--no-scatter", "--duration-s", "10", "--quiet", "--out", str(out)]
+            "--no-scatter", "--duration-s", "10", "--quiet", "--ct-dicom", str(tmp_path / "ct"),
+            "--dixon-dicom", str(tmp_path / "mr"), "--out", str(out)]
     assert main(argv) == 0
     assert "reduced b64 sampling: 6 of 41 rings" in capsys.readouterr().out
     layout = read_container(out).layout
     # 6 rings of 4 mm -> 11 slices of 2 mm; 100 mm over 2.036 mm pixels: 49.1 -> 50 (rounded up to even)
     assert (layout.scanner.n_rings, layout.scanner.default_image_shape) == (6, (50, 50, 11))
+    # the cylinder is water (0 HU; Dixon: all water, soft tissue 0.100 cm^-1), outside is air
+    assert _value_at(read_ct_series(tmp_path / "ct"), (0, 0, 0), 0.0) == 0.0
+    mu = mu_map_from_dixon_series(tmp_path / "mr" / "water", tmp_path / "mr" / "fat")
+    assert [round(_value_at(mu, p, 0.0), 4) for p in ((0, 0, 0), (0, 140, 0))] == [0.100, 0.0]
     assert main(argv[:-2] + ["--span", "3", "--out", str(tmp_path / "x.h5")]) == 2
     assert "--span" in capsys.readouterr().err
 

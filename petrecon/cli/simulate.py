@@ -60,8 +60,9 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     if args.beds is not None:  # whole-body: overlapping bed positions (petrecon.simulate.multibed)
         from petrecon.simulate.multibed import simulate_whole_body_to_file
 
-        if args.listmode:
-            raise ParameterError("--listmode is for single-bed studies; drop it or --beds")
+        if args.listmode or args.ct_dicom or args.dixon_dicom:
+            raise ParameterError("--listmode, --ct-dicom and --dixon-dicom are for single-bed studies; drop them or "
+                                 "--beds")
         study, paths = simulate_whole_body_to_file(
             args.out, args.phantom, overwrite=args.overwrite, n_beds=args.beds, overlap_percent=args.overlap_percent,
             scanner=scanner, span=args.span, isotope=args.isotope, parameters=_phantom_parameters(args) or None,
@@ -75,10 +76,13 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
             print(f"wrote    {path}")
         return
     from petrecon.simulate.acquisition import simulate_to_file
+    from petrecon.simulate.anatomy import check_anatomy_outputs, write_study_anatomy
+    from petrecon.simulate.phantom import load_phantom
 
+    phantom = load_phantom(args.phantom, _phantom_parameters(args) or None)
+    check_anatomy_outputs(args.ct_dicom, args.dixon_dicom, overwrite=args.overwrite)
     study, paths = simulate_to_file(
-        args.out, args.phantom, overwrite=args.overwrite, scanner=scanner, span=args.span,
-        isotope=args.isotope, parameters=_phantom_parameters(args) or None,
+        args.out, phantom, overwrite=args.overwrite, scanner=scanner, span=args.span, isotope=args.isotope,
         injected_activity_bq=None if args.activity_mbq is None else args.activity_mbq * 1e6,
         duration_s=args.duration_s, frame_start_s=args.frame_start_s, seed=args.seed, noise=args.noise,
         scatter=args.scatter, listmode=args.listmode, progress=not args.quiet, patient_position=args.patient_position,
@@ -89,6 +93,8 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
           f"frame {attributes['frame_start_s']:.0f} + {attributes['duration_s']:.0f} s, seed {attributes['seed']}")
     for key, value in attributes["counts"].items():
         print(f"{key:8s} {value:14.4g} counts")
+    paths += write_study_anatomy(phantom, study.container, ct_folder=args.ct_dicom, dixon_folder=args.dixon_dicom,
+                                 overwrite=args.overwrite)
     for path in paths:
         print(f"wrote    {path}")
 
@@ -167,6 +173,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                "  petrecon simulate pentixafor-torso --scanner mmr --isotope Ga68 --activity-mbq 200 --listmode "
                "--out torso.h5\n"
                "  petrecon simulate pentixafor-torso --scanner b64 --reduced --bed-position-mm 40 --out torso-cpu.h5\n"
+               "  petrecon simulate pentixafor-torso --scanner mmr --reduced --dixon-dicom mr/ --out torso-mr.h5\n"
                "  petrecon simulate nema-iec --scanner mmr --rings 20 --ratio 10 --out nema-cpu.h5",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     simulate.add_argument("phantom", help="shipped phantom name (petrecon phantoms) or a TOML file")
@@ -192,6 +199,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="whole-body: N overlapping bed positions (OUT + OUT.bed<i>.h5 files)")
     simulate.add_argument("--overlap-percent", type=float, default=25.0,
                           help="whole-body: bed overlap in %% of the axial field of view (default 25)")
+    simulate.add_argument("--ct-dicom", metavar="DIR", default=None,
+                          help="also write the phantom's CT (HU of its materials) as a DICOM CT series, placed as the "
+                               "emission (the PET/CT's attenuation CT)")
+    simulate.add_argument("--dixon-dicom", metavar="DIR", default=None,
+                          help="also write its Dixon MR as DIR/water and DIR/fat DICOM series (the PET/MR's: "
+                               "petrecon recon --mumap-dixon DIR/water DIR/fat makes the 4-class mu-map without bone)")
     _add_reduced_options(simulate, flag=True)
     simulate.add_argument("--out", default="study.h5", help="output container (default study.h5)")
     simulate.add_argument("--overwrite", action="store_true", help="replace existing outputs")

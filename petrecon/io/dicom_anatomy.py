@@ -59,10 +59,12 @@ class SeriesIdentity:
     patient_id, patient_name : str
     patient_sex : str
         ``M``, ``F`` or ``O``.
-    patient_weight_kg, patient_size_m : float
-    patient_age_years : int
+    patient_weight_kg : float or None
     study_datetime : datetime.datetime
         StudyDate/Time and the series' AcquisitionDate/Time (local time).
+    patient_size_m : float, optional
+    patient_age_years : int, optional
+        Weight, size and age are left out of the headers when None (a phantom).
     patient_position : str
         HFS, HFP, FFS or FFP.
     bed_position_mm : float
@@ -74,10 +76,10 @@ class SeriesIdentity:
     patient_id: str
     patient_name: str
     patient_sex: str
-    patient_weight_kg: float
-    patient_size_m: float
-    patient_age_years: int
+    patient_weight_kg: float | None
     study_datetime: dt.datetime
+    patient_size_m: float | None = None
+    patient_age_years: int | None = None
     patient_position: str = "HFS"
     bed_position_mm: float = 0.0
     study_instance_uid: str = field(default_factory=_new_uid)
@@ -88,7 +90,8 @@ class SeriesIdentity:
         object.__setattr__(self, "bed_position_mm", check_bed_position_mm(self.bed_position_mm))
         if self.patient_sex not in ("M", "F", "O"):
             raise ParameterError(f"patient_sex must be M, F or O, got {self.patient_sex!r}")
-        if not (self.patient_weight_kg > 0 and self.patient_size_m > 0 and 0 <= self.patient_age_years < 150):
+        if not ((self.patient_weight_kg is None or self.patient_weight_kg > 0) and (self.patient_size_m is None or self.patient_size_m > 0)
+                and (self.patient_age_years is None or 0 <= self.patient_age_years < 150)):
             raise ParameterError("patient weight and size must be > 0 and the age 0 to 149 years")
 
 
@@ -124,7 +127,7 @@ def write_ct_series(hu: Volume, folder: str | os.PathLike, identity: SeriesIdent
     >>> from petrecon.volume import ImageGrid
     >>> grid = ImageGrid.centred((4, 3, 2), (2.5, 2.5, 3.0))
     >>> hu = Volume(np.arange(24, dtype=np.float32).reshape(4, 3, 2) * 50 - 1000, grid)
-    >>> who = SeriesIdentity("P01", "Sim^P01", "F", 60.0, 1.65, 50, datetime.datetime(2026, 1, 5, 10), "HFS", 40.0)
+    >>> who = SeriesIdentity("P01", "Sim^P01", "F", 60.0, datetime.datetime(2026, 1, 5, 10), 1.65, 50, "HFS", 40.0)
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "ct"
     >>> _ = write_ct_series(hu, out, who)
     >>> back = read_ct_series(out, bed_position_mm=40.0)
@@ -215,9 +218,13 @@ def _write_series(pixels: np.ndarray, volume: Volume, folder: str | os.PathLike,
             ds.Manufacturer, ds.ManufacturerModelName = "petrecon", "simulated"
             ds.SoftwareVersions = f"petrecon {__version__}"
             ds.PatientID, ds.PatientName = identity.patient_id, identity.patient_name
-            ds.PatientSex, ds.PatientAge = identity.patient_sex, f"{identity.patient_age_years:03d}Y"
-            ds.PatientWeight = f"{identity.patient_weight_kg:.6g}"
-            ds.PatientSize = f"{identity.patient_size_m:.6g}"
+            ds.PatientSex = identity.patient_sex
+            if identity.patient_weight_kg is not None:
+                ds.PatientWeight = f"{identity.patient_weight_kg:.6g}"
+            if identity.patient_age_years is not None:
+                ds.PatientAge = f"{identity.patient_age_years:03d}Y"
+            if identity.patient_size_m is not None:
+                ds.PatientSize = f"{identity.patient_size_m:.6g}"
             ds.PatientBirthDate = ""
             ds.StudyInstanceUID, ds.SeriesInstanceUID = identity.study_instance_uid, series_uid
             ds.FrameOfReferenceUID, ds.PositionReferenceIndicator = identity.frame_of_reference_uid, ""

@@ -22,11 +22,8 @@ bilinear HU conversion.
 Sampling: :func:`petrecon.geometry.reduced.reduced_sampling` of each scanner
 unless ``full`` (then the scanner's own sinogram and image), so a CPU
 reconstructs a study in minutes; the reduced layout travels in each
-container, so ``petrecon batch`` needs no option. CT: 2.5 mm pixels over
-500 mm, 3 mm slices; Dixon: 2.6 mm pixels, 3 mm coronal slices (a typical
-mMR Dixon VIBE resolution, *unverified*); both cover the PET axial field of
-view plus :data:`ANATOMY_MARGIN_MM` each side. Both are noise-free voxelised
-images of the phantom with 2^3 partial-volume sub-samples per voxel.
+container, so ``petrecon batch`` needs no option. CT and Dixon series:
+:mod:`petrecon.simulate.anatomy`.
 """
 
 from __future__ import annotations
@@ -34,7 +31,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -49,13 +45,12 @@ from petrecon.geometry.patient import patient_to_gantry
 from petrecon.geometry.reduced import (DEFAULT_FIELD_OF_VIEW_MM, DEFAULT_RINGS, DEFAULT_VIEW_MASHING, Sampling,
                                        full_sampling, reduced_sampling)
 from petrecon.io.atomic import EXISTS, atomic_output
-from petrecon.io.dicom_anatomy import SeriesIdentity, write_ct_series, write_dixon_series
+from petrecon.io.dicom_anatomy import SeriesIdentity
 from petrecon.quant.organs import ORGAN_VOI_DIAMETER_MM
 from petrecon.recon.protocol import _toml_value
 from petrecon.simulate.cohort_patients import (BED_POSITION_MM, ORGAN_VOI_CENTRES_MM, PATIENT_POSITION, TRACER,
                                                SimulatedPatient, draw_patients, patient_phantom, truth_rows)
-from petrecon.simulate.placement import place_phantom
-from petrecon.simulate.voxelise import voxelise
+from petrecon.simulate.anatomy import write_ct, write_dixon
 from petrecon.volume import ImageGrid
 
 LOG = logging.getLogger(__name__)
@@ -67,12 +62,6 @@ MR_SCANNERS = ("mmr",)
 SCAN_INTERVAL_MIN = 10
 FRAME_DURATION_S = 180.0  # 3 min per bed position (reference/clinical-protocol.md)
 FIRST_INJECTION = dt.datetime(2026, 3, 2, 8, 30)  # patient k is injected k days later
-ANATOMY_MARGIN_MM = 15.0
-CT_VOXEL_MM = (2.5, 2.5, 3.0)
-CT_IN_PLANE_VOXELS = 200
-MR_VOXEL_MM = (2.6, 3.0, 2.6)  # coronal slices: 3 mm along y (anterior-posterior)
-MR_SHAPE_XY = (192, 96)
-ANATOMY_SUPERSAMPLING = 2
 TRUTH_SUPERSAMPLING = 2
 #: Lesions and VOIs closer than this to an end of the axial field of view are reported (partial axial coverage).
 FOV_END_MARGIN_MM = 10.0
@@ -125,19 +114,6 @@ def cohort_sampling(scanner: str, *, full: bool = False, n_rings: int = DEFAULT_
     if full:
         return full_sampling(scanner)
     return reduced_sampling(scanner, n_rings=n_rings, field_of_view_mm=field_of_view_mm, view_mashing=view_mashing)
-
-
-def anatomy_grid(pet_grid: ImageGrid, voxel_size_mm: Sequence[float], in_plane_voxels: Sequence[int]) -> ImageGrid:
-    """A grid centred on the gantry that covers the PET grid's axial extent plus :data:`ANATOMY_MARGIN_MM` each side.
-
-    Examples
-    --------
-    >>> anatomy_grid(ImageGrid.centred((10, 10, 55), (2.0, 2.0, 2.0)), (2.5, 2.5, 3.0), (200, 200)).shape
-    (200, 200, 47)
-    """
-    extent_mm = pet_grid.shape[2] * pet_grid.voxel_size_mm[2] + 2 * ANATOMY_MARGIN_MM
-    n_slices = math.ceil(extent_mm / voxel_size_mm[2])
-    return ImageGrid.centred((*in_plane_voxels, n_slices), tuple(voxel_size_mm))
 
 
 def simulate_cohort(out_dir: str | os.PathLike, *, n_patients: int = 4, scanners: Sequence[str] = DEFAULT_SCANNERS,
@@ -270,18 +246,12 @@ def _harmonisation_files(harmonisation: Mapping[str, str | os.PathLike], scanner
 def _write_anatomy(phantom, patient: SimulatedPatient, scanner: str, pet_grid: ImageGrid, folders: list[Path],
                    scan: dt.datetime, bed_position_mm: float, overwrite: bool) -> None:
     """The study's CT, or its Dixon water and fat series, of the phantom placed as the emission was."""
-    placed = place_phantom(phantom, PATIENT_POSITION, bed_position_mm)
-    identity = SeriesIdentity(patient.id, f"Simulated^{patient.id}", patient.sex, patient.weight_kg,
-                              patient.height_m, patient.age_years, scan, PATIENT_POSITION, bed_position_mm)
+    identity = SeriesIdentity(patient.id, f"Simulated^{patient.id}", patient.sex, patient.weight_kg, scan,
+                              patient.height_m, patient.age_years, PATIENT_POSITION, bed_position_mm)
     if scanner in MR_SCANNERS:
-        grid = anatomy_grid(pet_grid, MR_VOXEL_MM, MR_SHAPE_XY)
-        images = voxelise(placed, grid, supersampling=ANATOMY_SUPERSAMPLING)
-        write_dixon_series(images["dixon_water"], images["dixon_fat"], folders[0], folders[1], identity,
-                           overwrite=overwrite)
+        write_dixon(phantom, folders[0], folders[1], pet_grid, identity, overwrite=overwrite)
     else:
-        grid = anatomy_grid(pet_grid, CT_VOXEL_MM, (CT_IN_PLANE_VOXELS, CT_IN_PLANE_VOXELS))
-        images = voxelise(placed, grid, supersampling=ANATOMY_SUPERSAMPLING)
-        write_ct_series(images["ct_hu"], folders[0], identity, overwrite=overwrite)
+        write_ct(phantom, folders[0], pet_grid, identity, overwrite=overwrite)
 
 
 def vois_outside_fov(patient: SimulatedPatient, grid: ImageGrid, bed_position_mm: float) -> list[str]:
