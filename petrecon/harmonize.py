@@ -376,9 +376,9 @@ class _Image:
 
 
 def _phantom_model(protocol: ReconstructionProtocol, grid: ImageGrid | None) -> ReconstructionProtocol:
-    """``protocol`` for the simulated phantom: no scatter or randoms to correct (:func:`simulate_iec`), the
+    """``protocol`` for the simulated phantom: no scatter, randoms or dead time to correct (:func:`simulate_iec`), the
     phantom's own calibration, on ``grid`` if given (else the layout's default image)."""
-    corrections = dataclasses.replace(protocol.corrections, scatter=False, randoms=False)
+    corrections = dataclasses.replace(protocol.corrections, scatter=False, randoms=False, dead_time=False)
     return dataclasses.replace(protocol, corrections=corrections, calibration_bq_per_ml_per_unit=None,
                                image_shape=grid.shape if grid else None,
                                voxel_size_mm=grid.voxel_size_mm if grid else None)

@@ -15,8 +15,18 @@ SINOGRAM_COPIES = 12
 def harmonisation_layout(scanner_name: str, n_rings: int | None):
     """The scanner's full layout, or its reduced sampling with ``n_rings`` rings
     (:func:`petrecon.geometry.reduced.reduced_sampling`: its image grid is the reduced scanner's default)."""
-    from petrecon.geometry.reduced import full_sampling, reduced_sampling
+    import math
 
+    from petrecon.geometry import get_scanner
+    from petrecon.geometry.reduced import full_sampling, reduced_sampling
+    from petrecon.quant.nema import BACKGROUND_SLICE_OFFSETS_MM
+
+    # NU 2 background ROIs lie on slices up to 20 mm from the sphere plane (z = 0): slices of half the ring
+    # spacing must reach them
+    fewest = math.ceil(max(BACKGROUND_SLICE_OFFSETS_MM) / (get_scanner(scanner_name).ring_spacing_mm / 2)) + 1
+    if n_rings is not None and n_rings < fewest:
+        raise ParameterError(f"--rings {n_rings}: the {scanner_name} needs at least {fewest} rings to image the "
+                             f"NEMA background slices {max(BACKGROUND_SLICE_OFFSETS_MM):g} mm from the spheres")
     sampling = full_sampling(scanner_name) if n_rings is None else reduced_sampling(scanner_name, n_rings=n_rings)
     check_memory(sampling.layout.shape, "the phantom's sinogram", copies=SINOGRAM_COPIES)
     return sampling.layout
