@@ -386,7 +386,18 @@ def _phantom_model(protocol: ReconstructionProtocol, grid: ImageGrid | None) -> 
 
 def _images_per_iteration(study, protocol: ReconstructionProtocol, n_iterations: int,
                           progress: bool) -> dict[int, _Image]:
-    """Unfiltered AW-OSEM images after each of ``n_iterations`` iterations."""
+    """Unfiltered AW-OSEM images after each of ``n_iterations`` iterations.
+
+    OSEM zeroes the voxels no line of response reaches (the corners of a
+    square grid wider than the ring, e.g. the Biograph's own 344 x 344 image
+    of 717 mm) only in the image it returns: the images its callback sees
+    still hold the start value 1 there, far above any activity in the
+    uncalibrated unit (~0.005 for the phantom's background), which the
+    phantom search would take for the body. Those voxels are zero in the
+    final image, and EM's multiplicative update keeps a voxel at zero from
+    its first update on wherever the data are zero, so the final image's
+    zeros are zeroed in every iteration's image.
+    """
     from petrecon.recon.study import image_grid, reconstruct_study
 
     arrays: dict[int, np.ndarray] = {}
@@ -396,9 +407,9 @@ def _images_per_iteration(study, protocol: ReconstructionProtocol, n_iterations:
             arrays[iteration] = np.array(image, copy=True)
 
     unfiltered = dataclasses.replace(protocol, osem=OsemProtocol(n_iterations, protocol.osem.n_subsets, 0.0))
-    reconstruct_study(study, unfiltered, progress=progress, callback=keep)
+    unseen = reconstruct_study(study, unfiltered, progress=progress, callback=keep).volume.data == 0
     grid = image_grid(unfiltered, study.layout)
-    return {iteration: _Image(array, grid) for iteration, array in arrays.items()}
+    return {iteration: _Image(np.where(unseen, np.float32(0.0), array), grid) for iteration, array in arrays.items()}
 
 
 def _check_standard(standard: str) -> str:

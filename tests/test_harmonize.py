@@ -12,6 +12,7 @@ import contextlib
 import io
 import re
 
+import numpy as np
 import pytest
 
 from petrecon import harmonize
@@ -116,3 +117,22 @@ def test_earl2_needs_the_psf_model_and_then_passes():
 def test_unknown_standard_is_one_clear_error():
     with pytest.raises(ParameterError, match="earl1, earl2"):
         harmonize.search_filter(None, "earl3")
+
+
+def test_per_iteration_images_are_zero_where_no_line_of_response_reaches():
+    """The cause of "found 0 hot spheres" with --rings 28: on a grid wider than the ring (the Biograph's own
+    344 x 344 image spans 717 mm, the mMR ring 656 mm) the corner voxels kept OSEM's start value 1, far above the
+    phantom, in the per-iteration images the filter sweep analyses. Here the test scanner (ring radius 120 mm)
+    and a 300 mm grid: a voxel centre beyond 120 mm from the axis lies on no line of response."""
+    from petrecon.simulate.acquisition import simulate_study
+    from petrecon.volume import ImageGrid
+
+    grid = ImageGrid.centred((50, 50, 15), (6.0, 6.0, 2.0))
+    study = simulate_study("uniform-cylinder", scanner="test", duration_s=10.0, noise=False, scatter=False,
+                           randoms=False, grid=grid, supersampling=1, progress=False).container
+    protocol = harmonize._phantom_model(ReconstructionProtocol(), grid)
+    images = harmonize._images_per_iteration(study, protocol, 2, progress=False)
+    x_mm, y_mm = np.meshgrid(*[(np.arange(50) - 24.5) * 6.0] * 2, indexing="ij")
+    outside = np.hypot(x_mm, y_mm) > 120.0 + 6.0  # one voxel's margin past the ring
+    for image in images.values():
+        assert np.all(image.data[outside] == 0.0)
