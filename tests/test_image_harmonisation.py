@@ -19,8 +19,9 @@ from petrecon.geometry import get_scanner
 from petrecon.io import Container, write_container
 from petrecon.io.dicom import read_pet_series, write_pet_series
 from petrecon.isotopes import get_isotope
-from petrecon.operators import FWHM_PER_SIGMA
+from petrecon.operators import FWHM_PER_SIGMA, gaussian_post_filter
 from petrecon.quant.image_harmonisation import ImageHarmonisation
+from petrecon.quant.nema import analyse_nema, find_phantom
 from petrecon.recon import ReconstructionProtocol
 from petrecon.simulate.phantom import load_phantom
 from petrecon.simulate.resolution import system_fwhm_mm
@@ -38,7 +39,8 @@ def iec_images():
     isotope's positron range in quadrature: 4.1 and 6.3 mm), as a reconstruction would see it."""
     phantom = load_phantom("nema-iec", {"ratio": 10.0})
     return {isotope: (system_fwhm_mm(get_scanner("mmr"), get_isotope(isotope)),
-                      blurred_activity(phantom, GRID, system_fwhm_mm(get_scanner("mmr"), get_isotope(isotope))))
+                      blurred_activity(phantom, GRID, system_fwhm_mm(get_scanner("mmr"), get_isotope(isotope)),
+                                       supersampling=1))
             for isotope in ("F18", "Ga68")}
 
 
@@ -62,28 +64,40 @@ def test_extra_filter_tops_up_the_resolution_in_quadrature(iec_images, searches)
     assert abs(totals["F18"] - totals["Ga68"]) <= half_width_mm + 0.5, totals
 
 
-def test_chosen_filter_is_the_middle_of_the_passing_interval(searches):
+def test_chosen_filter_is_the_middle_of_the_passing_interval(iec_images, searches):
+    """The coarse-then-edges sweep stops where the bands stop: both ends of its interval pass and the grid
+    points just outside fail (recovery falls monotonically with the FWHM, so nothing beyond passes either)."""
     search = searches["F18"]
     passing = search.passing_fwhm_mm
-    assert passing == [f for f in FWHM_GRID_MM if min(passing) <= f <= max(passing)]  # one interval, no holes
-    assert abs(search.harmonisation.fwhm_mm - (min(passing) + max(passing)) / 2) <= 0.25  # half a 0.5 mm step
+    image = iec_images["F18"][1]
+    geometry = find_phantom(image)
+
+    def passes(fwhm_mm: float) -> bool:
+        smoothed = Volume(gaussian_post_filter(image.data, fwhm_mm, GRID.voxel_size_mm), GRID)
+        return analyse_nema(smoothed, activity_ratio=10.0, geometry=geometry).earl["earl1"]["passes"]
+
+    low, high = min(passing), max(passing)
+    assert passes(low) and passes(high) and not passes(low - 0.5) and not passes(high + 0.5)
+    assert passing == [f for f in FWHM_GRID_MM if low <= f <= high]
+    assert abs(search.harmonisation.fwhm_mm - (low + high) / 2) <= 0.25  # half a 0.5 mm step
     assert search.nema.earl["earl1"]["passes"]
 
 
 def test_no_passing_filter_is_one_error_listing_the_rcs():
-    image = blurred_activity(load_phantom("nema-iec", {"ratio": 10.0}), GRID, 12.0)  # far below EARL1 already
+    # 12 mm of blur: recovery already below the EARL1 bands, more filter only lowers it
+    image = blurred_activity(load_phantom("nema-iec", {"ratio": 10.0}), GRID, 12.0, supersampling=1)
     with pytest.raises(ParameterError, match=r"EARL1 bands; at 0 mm .*10: 0\.\d\d/0\.\d\d"):
         harmonize.find_image_filter(image, "earl1", activity_ratio=10.0, fwhm_grid_mm=(0.0, 2.0))
 
 
 def test_cli_nema_image_writes_the_filter_file(iec_images, searches, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(harmonize, "DEFAULT_FWHM_GRID_MM", FWHM_GRID_MM)
+    monkeypatch.setattr(harmonize, "DEFAULT_FWHM_GRID_MM", tuple(float(k) for k in range(11)))  # 1 mm steps
     write_container(tmp_path / "iec.h5", Container(volumes={"pet": iec_images["F18"][1]}))
     out = tmp_path / "earl1-site.toml"
     assert main(["harmonize", "--nema-image", str(tmp_path / "iec.h5"), "--standard", "earl1", "--ratio", "10",
                  "--isotope", "F18", "--out", str(out)]) == 0
     written = ImageHarmonisation.load(out)
-    assert written.fwhm_mm == searches["F18"].harmonisation.fwhm_mm  # the command is the library call
+    assert written.fwhm_mm in searches["F18"].passing_fwhm_mm  # the 1 mm sweep's middle, inside the 0.5 mm one's
     assert (written.standard, written.isotope, written.source) == ("earl1", "F18", str(tmp_path / "iec.h5"))
     assert "EARL1 image filter" in capsys.readouterr().out
 
