@@ -120,8 +120,8 @@ def test_unknown_standard_is_one_clear_error():
 
 
 def test_per_iteration_images_are_zero_where_no_line_of_response_reaches():
-    """The cause of "found 0 hot spheres" with --rings 28: on a grid wider than the ring (the Biograph's own
-    344 x 344 image spans 717 mm, the mMR ring 656 mm) the corner voxels kept OSEM's start value 1, far above the
+    """The cause of "found 0 hot spheres" with --rings 28: on a grid wider than the ring (the mMR's own
+    344 x 344 image spans 717 mm, its ring 656 mm) the corner voxels kept OSEM's start value 1, far above the
     phantom, in the per-iteration images the filter sweep analyses. Here the test scanner (ring radius 120 mm)
     and a 300 mm grid: a voxel centre beyond 120 mm from the axis lies on no line of response."""
     from petrecon.simulate.acquisition import simulate_study
