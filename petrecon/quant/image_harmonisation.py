@@ -16,6 +16,8 @@ what it was found for::
     source = "nema_b64/"              # optional: the phantom image or simulation it was found on
 
 Unknown keys are errors (a misspelt key must not fall back to a default).
+:func:`filter_pet_series` applies a file to an existing PET DICOM series
+(``petrecon filter``).
 """
 
 from __future__ import annotations
@@ -115,3 +117,89 @@ class ImageHarmonisation:
         with atomic_output(path, overwrite=overwrite) as temporary:
             temporary.write_text(self.to_toml())
         return Path(path)
+
+
+def filter_pet_series(series: str | os.PathLike, harmonisation: ImageHarmonisation, folder: str | os.PathLike, *,
+                      overwrite: bool = False) -> list[Path]:
+    """Apply ``harmonisation`` to a PET DICOM series and write the result as a new series.
+
+    The new series keeps the source's patient and study facts (name, id, birth
+    date, sex, weight, size), its Study and FrameOfReference UIDs, the
+    injection (dose, date-time, half-life, radiopharmaceutical), the scan
+    start, frame duration, corrections and patient position, so SUVs read
+    from it use the same inputs; it gets a new SeriesInstanceUID, a
+    SeriesDescription naming the filter, and the filter in its provenance.
+
+    Parameters
+    ----------
+    series : path-like
+        Folder of one PET series (Units BQML, DecayCorrection START: the
+        values :func:`petrecon.io.dicom.write_pet_series` writes).
+    harmonisation : ImageHarmonisation
+        The filter.
+    folder : path-like
+        Output folder (must not exist unless ``overwrite``).
+
+    Raises
+    ------
+    FormatError
+        A header field the new series needs is missing or not as required (names the file and the field).
+    """
+    import pydicom
+
+    from petrecon.io.dicom import RADIONUCLIDE_CODES, UNKNOWN_TRACER, read_pet_series, write_pet_series
+    from petrecon.quant.suv_dicom import _Header, _injection_time, _scan_time
+
+    volume = read_pet_series(series)
+    dataset = pydicom.Dataset.from_json(volume.metadata["dicom_header"])
+    header = _Header(dataset, f"{series} (first slice)")
+    if volume.metadata.get("units") != "Bq/ml":
+        raise header.error("Units (0054,1001)", f"is {volume.metadata.get('dicom_units')!r}; filtering writes BQML")
+    decay = str(header.required("DecayCorrection", "(0054,1102)", "the new series' decay reference")).upper()
+    if decay != "START":
+        raise header.error("DecayCorrection (0054,1102)", f"is {decay!r}; the new series is written with START")
+    drug = (header.required("RadiopharmaceuticalInformationSequence", "(0054,0016)", "the injection") or [None])[0]
+    half_life_s = header.positive("RadionuclideHalfLife", "(0018,1075)", "decay", drug)
+    scan, _ = _scan_time(header, half_life_s)
+    codes = {code: name for name, (code, _) in RADIONUCLIDE_CODES.items()}
+    code = next((str(item.get("CodeValue", "")) for item in (drug.get("RadionuclideCodeSequence") or [])), "")
+    isotope = codes.get(code) or _isotope_by_half_life(half_life_s, header)
+    weight = dataset.get("PatientWeight")
+    size = dataset.get("PatientSize")
+    sex = str(dataset.get("PatientSex", "") or "").upper()
+    method = str(dataset.get("ReconstructionMethod", "") or "")
+    extra = f" + {harmonisation.name} {harmonisation.fwhm_mm:g}mm"
+    description = (str(dataset.get("SeriesDescription", "") or "PET") + extra)[-64:]
+    provenance = {**(volume.metadata.get("provenance") or {}), "image_harmonisation": dataclasses.asdict(harmonisation),
+                  "filtered_series": str(dataset.get("SeriesInstanceUID", ""))}
+    return write_pet_series(
+        harmonisation.apply(volume), folder, overwrite=overwrite,
+        injected_dose_bq=header.positive("RadionuclideTotalDose", "(0018,1074)", "the injected dose", drug),
+        injection_datetime=_injection_time(header, drug, scan), series_datetime=scan,
+        frame_duration_s=header.positive("ActualFrameDuration", "(0018,1242)", "the frame duration") / 1000.0,
+        isotope=isotope, half_life_s=half_life_s,
+        radiopharmaceutical=str(drug.get("Radiopharmaceutical", "") or UNKNOWN_TRACER),
+        patient_weight_kg=float(weight) if weight else None, patient_size_m=float(size) if size else None,
+        patient_sex=sex if sex in ("M", "F") else "O",
+        patient_name=str(dataset.get("PatientName", "") or "Anonymous^"),
+        patient_id=str(dataset.get("PatientID", "") or "petrecon"),
+        patient_birth_date=str(dataset.get("PatientBirthDate", "") or ""),
+        corrected_image=tuple(c for c in (str(v).upper() for v in volume.metadata["suv_inputs"]["corrected_image"])
+                              if c in ("NORM", "DTIM", "ATTN", "SCAT", "DECY", "RAN")),
+        series_description=description, series_number=int(dataset.get("SeriesNumber", 0) or 0) + 100,
+        study_instance_uid=str(header.required("StudyInstanceUID", "(0020,000D)", "the study the series joins")),
+        frame_of_reference_uid=str(header.required("FrameOfReferenceUID", "(0020,0052)", "fusion with CT/MR")),
+        reconstruction_method=(method + extra)[:64] if method else None,
+        manufacturer_model_name=str(dataset.get("ManufacturerModelName", "") or ""), provenance=provenance)
+
+
+def _isotope_by_half_life(half_life_s: float, header) -> str:
+    """The isotope of petrecon.isotopes whose half-life is within 1 % of the header's."""
+    from petrecon.isotopes import ISOTOPES
+
+    for isotope in ISOTOPES.values():
+        if abs(isotope.half_life_s - half_life_s) <= 0.01 * isotope.half_life_s:
+            return isotope.name
+    raise header.error("RadionuclideCodeSequence (0054,0300)",
+                       f"names no known radionuclide and the half-life {half_life_s:g} s matches none of "
+                       f"{', '.join(ISOTOPES)}")

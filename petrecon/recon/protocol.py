@@ -173,7 +173,11 @@ class ReconstructionProtocol:
         return Path(path)
 
     def to_toml(self) -> str:
-        """The protocol as a TOML document that :meth:`from_toml` reads back to an equal protocol."""
+        """The protocol as a TOML document that :meth:`from_toml` reads back to an equal protocol.
+
+        Tables with nothing in them (no ``[image]`` grid, no ``[calibration]``
+        factor) are left out: absent, they read back as the same defaults.
+        """
         lines = [f"name = {_toml_value(self.name)}", f"description = {_toml_value(self.description)}"]
         if self.scanner is not None:
             lines.append(f"scanner = {_toml_value(self.scanner)}")
@@ -188,7 +192,8 @@ class ReconstructionProtocol:
                 "bq_per_ml_per_unit": self.calibration_bq_per_ml_per_unit},
         }
         for table, values in tables.items():
-            lines += ["", f"[{table}]"] + [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+            if values:  # an empty table says nothing: its absence reads back the same (defaults)
+                lines += ["", f"[{table}]"] + [f"{key} = {_toml_value(value)}" for key, value in values.items()]
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict:
