@@ -93,7 +93,10 @@ def test_truth_table_gives_organs_and_lesions_with_their_tissue(cohort):
 def test_lesion_lands_where_the_cohort_file_says_with_its_true_concentration(cohort):
     result, document = cohort
     study = document["study"][0]
-    container = read_container(result.out_dir / study["raw"])
+    raw = read_container(result.out_dir / study["raw"])
+    # the raw container is what a scanner exports; the truth is beside it
+    assert set(raw.sinograms) == {"prompts", "delays", "normalisation"} and not raw.volumes
+    container = read_container(result.out_dir / "truth" / f"{study['id']}.h5")
     truth = container.volumes["activity_bq_per_ml"]
     item = next(item for item in study["vois"]["lesions"] if item.startswith("bone_lesion:"))
     x, y, z, radius = (float(v) for v in item.split(":")[2].split(","))

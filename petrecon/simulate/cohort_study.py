@@ -6,7 +6,9 @@ mMR PET/MR, reference/clinical-protocol.md), the second scan later by the
 time between the study's mean uptakes (62 min PET/CT, 72 min PET/MR:
 :data:`SCAN_INTERVAL_MIN`). Written into the output folder::
 
-    raw/<patient>-<scanner>.h5     study container (simulate_study: 3 min frame, 68Ga)
+    raw/<patient>-<scanner>.h5     raw study container (simulate_study: 3 min frame, 68Ga): what the scanner
+                                   exports (prompts, delays, normalisation), without the simulator's truth
+    truth/<patient>-<scanner>.h5   the simulator's truth on the PET grid: activity (Bq/ml) and mu (cm^-1)
     ct/<patient>/                  the PET/CT's low-dose CT (DICOM CT, HU of the phantom's materials)
     mr/<patient>/water/, fat/      the PET/MR's Dixon water and fat series (DICOM MR, coronal)
     cohort.toml                    the cohort file of ``petrecon batch``
@@ -17,7 +19,11 @@ Dixon mu-map made from its MR series, which calls bone soft tissue: the
 PET/MR bias in and near bone (reference/quantification.md) appears as in a
 real study, while its raw container was simulated with the phantom's true
 (bone-containing) attenuation. The PET/CT study's CT gives mu through the
-bilinear HU conversion.
+bilinear HU conversion. The raw containers hold only what a scanner exports
+(:data:`RAW_SINOGRAMS`): no true attenuation factors, mu-map, scatter or
+activity, so the reconstruction estimates scatter from the CT's or the
+Dixon mu-map and randoms from the delays, as on the scanners; the truth is
+in ``truth.csv`` and ``truth/``.
 
 Sampling: :func:`petrecon.geometry.reduced.reduced_sampling` of each scanner
 unless ``full`` (then the scanner's own sinogram and image), so a CPU
@@ -45,6 +51,7 @@ from petrecon.geometry.patient import patient_to_gantry
 from petrecon.geometry.reduced import (DEFAULT_FIELD_OF_VIEW_MM, DEFAULT_RINGS, DEFAULT_VIEW_MASHING, Sampling,
                                        full_sampling, reduced_sampling)
 from petrecon.io.atomic import EXISTS, atomic_output
+from petrecon.io.container import Container, write_container
 from petrecon.io.dicom_anatomy import SeriesIdentity
 from petrecon.quant.organs import ORGAN_VOI_DIAMETER_MM
 from petrecon.recon.protocol import _toml_value
@@ -63,6 +70,8 @@ SCAN_INTERVAL_MIN = 10
 FRAME_DURATION_S = 180.0  # 3 min per bed position (reference/clinical-protocol.md)
 FIRST_INJECTION = dt.datetime(2026, 3, 2, 8, 30)  # patient k is injected k days later
 TRUTH_SUPERSAMPLING = 2
+#: The sinograms a raw container keeps: a scanner's export (prompts, delayed coincidences, normalisation).
+RAW_SINOGRAMS = ("prompts", "delays", "normalisation")
 #: Lesions and VOIs closer than this to an end of the axial field of view are reported (partial axial coverage).
 FOV_END_MARGIN_MM = 10.0
 #: Top-level keys of the written cohort file (petrecon.batch.cohort).
@@ -164,7 +173,7 @@ def simulate_cohort(out_dir: str | os.PathLike, *, n_patients: int = 4, scanners
     """
     from tqdm.auto import tqdm
 
-    from petrecon.simulate.acquisition import simulate_to_file
+    from petrecon.simulate.acquisition import simulate_study
 
     started = time.perf_counter()
     scanners = list(dict.fromkeys(scanners))
@@ -180,7 +189,8 @@ def simulate_cohort(out_dir: str | os.PathLike, *, n_patients: int = 4, scanners
                               samplings={scanner: s.description for scanner, s in samplings.items()})
     plan = [(i, patient, scanner, k) for i, patient in enumerate(patients) for k, scanner in enumerate(scanners)]
     outputs = [result.cohort_file, result.truth_file] + [path for _, p, s, _ in plan
-                                                         for path in _study_paths(out_dir, p, s)]
+                                                         for path in (*_study_paths(out_dir, p, s),
+                                                                      _truth_path(out_dir, p, s))]
     existing = [str(path) for path in outputs if path.exists()]
     if existing and not overwrite:
         raise ParameterError(f"{existing[0]}: {EXISTS}" + (f" (and {len(existing) - 1} more outputs)"
@@ -196,11 +206,13 @@ def simulate_cohort(out_dir: str | os.PathLike, *, n_patients: int = 4, scanners
             raw, *anatomy = _study_paths(out_dir, patient, scanner)
             bar.set_postfix_str(f"{patient.id}-{scanner}")
             phantom = patient_phantom(patient)
-            study, _ = simulate_to_file(raw, phantom, overwrite=overwrite, scanner=sampling.layout,
-                                        grid=sampling.grid, duration_s=FRAME_DURATION_S, frame_start_s=uptake * 60.0,
-                                        seed=patient.seed + k, supersampling=TRUTH_SUPERSAMPLING, scatter=scatter,
-                                        progress=False,
-                                        patient_position=PATIENT_POSITION, bed_position_mm=bed_position_mm)
+            study = simulate_study(phantom, scanner=sampling.layout, grid=sampling.grid, duration_s=FRAME_DURATION_S,
+                                   frame_start_s=uptake * 60.0, seed=patient.seed + k,
+                                   supersampling=TRUTH_SUPERSAMPLING, scatter=scatter, progress=False,
+                                   patient_position=PATIENT_POSITION, bed_position_mm=bed_position_mm)
+            write_container(raw, raw_container(study.container), overwrite=overwrite)
+            write_container(_truth_path(out_dir, patient, scanner), truth_container(study.container),
+                            overwrite=overwrite)
             injection = FIRST_INJECTION + dt.timedelta(days=i)
             scan = injection + dt.timedelta(minutes=uptake)
             _write_anatomy(phantom, patient, scanner, sampling.grid, anatomy, scan, bed_position_mm, overwrite)
@@ -220,6 +232,22 @@ def simulate_cohort(out_dir: str | os.PathLike, *, n_patients: int = 4, scanners
     _write_truth(result.truth_file, patients, overwrite)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def raw_container(study: Container) -> Container:
+    """The part of a simulated study a scanner exports: :data:`RAW_SINOGRAMS`, the layout and the study facts."""
+    return Container(sinograms={name: study.sinograms[name] for name in RAW_SINOGRAMS},
+                     layout=study.layout, attributes=dict(study.attributes), provenance=dict(study.provenance))
+
+
+def truth_container(study: Container) -> Container:
+    """The simulator's truth of a study on its PET grid: activity concentration and mu-map."""
+    return Container(volumes={name: study.volumes[name] for name in ("activity_bq_per_ml", "mu_per_cm")},
+                     attributes=dict(study.attributes), provenance=dict(study.provenance))
+
+
+def _truth_path(out_dir: Path, patient: SimulatedPatient, scanner: str) -> Path:
+    return out_dir / "truth" / f"{patient.id}-{scanner}.h5"
 
 
 def _study_paths(out_dir: Path, patient: SimulatedPatient, scanner: str) -> list[Path]:
