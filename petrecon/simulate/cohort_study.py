@@ -236,8 +236,10 @@ def simulate_cohort(out_dir: str | os.PathLike, *, n_patients: int = 4, scanners
 
 def raw_container(study: Container) -> Container:
     """The part of a simulated study a scanner exports: :data:`RAW_SINOGRAMS`, the layout and the study facts."""
+    # the simulator models no count losses: its live fraction is 1 (dead-time correction is then a no-op)
     return Container(sinograms={name: study.sinograms[name] for name in RAW_SINOGRAMS},
-                     layout=study.layout, attributes=dict(study.attributes), provenance=dict(study.provenance))
+                     layout=study.layout, attributes={**study.attributes, "live_fraction": 1.0},
+                     provenance=dict(study.provenance))
 
 
 def truth_container(study: Container) -> Container:
