@@ -102,6 +102,11 @@ def test_suv_a50_takes_its_background_from_the_reference(lesion_series, capsys):
                  "--isocontour", "a50", "--reference", "liver", "--json"]) == 0
     hot = json.loads(capsys.readouterr().out)[1]
     assert hot["n_voxels"] == n_hot  # threshold 2000 + 0.5 (20000 - 2000) = 11000 Bq/ml: the step again
+    # a search sphere in the uniform background: its maximum is the reference mean, so A50 has no contour
+    assert main(["suv", str(folder), "--organ", "liver:-25,-20,0", "--lesion", "flat:sphere:0,30,20,8",
+                 "--isocontour", "a50", "--reference", "liver", "--json"]) == 0
+    flat = json.loads(capsys.readouterr().out)[1]
+    assert flat["status"] == "below-background" and flat["suv_max"] is None
     assert main(["suv", str(folder), "--lesion", "hot:sphere:30,-15,-21,18", "--isocontour", "a50"]) == 2
     assert "a50" in capsys.readouterr().err
 

@@ -53,7 +53,7 @@ def _value_at(volume, point_lps_mm, bed_mm=BED_MM) -> float:
 
 def test_cohort_file_lists_each_scan_with_its_anatomy_times_and_vois(cohort):
     result, document = cohort
-    assert document["protocol"] == "clinical" and document["isocontour"] == "41%"
+    assert document["protocol"] == "clinical" and document["isocontour"] == "a50"
     studies = {study["id"]: study for study in document["study"]}
     assert list(studies) == ["P01-b64", "P01-mmr"]
     ct, mr = studies["P01-b64"], studies["P01-mmr"]

@@ -36,7 +36,7 @@ cohort.toml (relative paths resolve against its folder):
   group = "A"
 
 outputs: OUT/<id>/recon.h5, OUT/<id>/dicom/ (+ dicom-<harmonisation>/), OUT/<id>/report.html,
-         OUT/quantification.csv (one row per VOI, status ok/outside/too-small/failed), OUT/summary.json,
+         OUT/quantification.csv (one row per VOI, status ok/outside/too-small/below-background/failed), OUT/summary.json,
          OUT/index.html
 exit code: 0 all studies done, 1 some failed (listed), 2 bad input (nothing run)"""
 

@@ -13,7 +13,9 @@ What ``petrecon suv`` and ``petrecon batch`` measure, as one call
   VOI is smaller than ``min_volume_ml`` is kept with status ``too-small``
   (its statistics stay, for the record; cohort statistics leave it out).
   An A50 lesion whose reference VOI could not be measured (outside the
-  image) has no background: status ``failed``, no statistics;
+  image) has no background: status ``failed``, no statistics; one whose
+  maximum does not exceed that background has no A50 contour: status
+  ``below-background``, no statistics;
 * **roi**: a plain ``sphere:`` or ``box:`` ROI (:mod:`petrecon.quant.report`).
 
 A VOI that is not wholly inside the image gets status ``outside`` and empty
@@ -206,6 +208,8 @@ def _lesion_record(volume: Volume, name: str, search: str, vois: VoiSet, referen
         segmented = isocontour_voi(volume, mask, fraction)
     elif reference is None or reference["status"] != "ok":
         return _empty(name, "lesion", "failed")  # A50 without a measured background
+    elif not float(np.max(volume.data[mask])) > reference["suv_mean"]:
+        return _empty(name, "lesion", "below-background")  # A50 has no contour: nothing above the background
     else:
         segmented = a50_voi(volume, mask, reference["suv_mean"])
     record = _measured(name, "lesion", volume, segmented)
