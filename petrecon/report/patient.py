@@ -7,11 +7,14 @@ colour over the CT or the Dixon water image resampled to the PET grid
 (``fused.png``); the SUV table (organs, lesions with T/B, status) of each
 quantified image (the protocol's, the harmonised one); the patient, injection
 and protocol facts. The PNGs are written beside the page and embedded in it
-(:mod:`petrecon.report.html`), so the page stands alone. Axes are the gantry's
-as in :mod:`petrecon.report.figures` (x to the patient's left, y posterior,
-z head-first into the gantry); VOIs given in DICOM patient coordinates are
-mapped there by :mod:`petrecon.geometry.patient`. Each figure takes well under
-a second (matplotlib Agg at 100 dpi).
+(:mod:`petrecon.report.html`), so the page stands alone. Axes are the
+patient's, DICOM LPS (mm), whatever the patient position: the image axes are
+mapped through :mod:`petrecon.geometry.patient` (each gantry axis is one
+patient axis, with a sign and the bed offset), and drawn the way radiologists
+read them: head up in the MIPs, anterior up in the transverse slice, the
+patient's right on the viewer's left (L increasing to the right). The VOIs
+are drawn where their DICOM coordinates are. Each figure takes well under a
+second (matplotlib Agg at 100 dpi).
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from petrecon.geometry.patient import patient_to_gantry, volume_patient_frame
+from petrecon.geometry.patient import gantry_to_patient_affine, volume_patient_frame
 from petrecon.quant.lesions import organ_spec
 from petrecon.quant.report import parse_roi
 from petrecon.report import html
-from petrecon.report.figures import _extent, _pyplot, _save
+from petrecon.report.figures import _pyplot, _save
 from petrecon.volume import Volume
 
 REPORT_NAME = "report.html"
@@ -36,13 +39,12 @@ INDEX_NAME = "index.html"
 _COLOURS = {"organ": "tab:green", "lesion": "tab:red", "roi": "tab:blue"}
 
 
-def voi_outlines(volume: Volume, vois) -> list[tuple[str, str, np.ndarray, float]]:
-    """``(name, kind, centre in gantry mm, radius mm)`` of every VOI of a :class:`~petrecon.quant.lesions.VoiSet`.
+def voi_outlines(vois) -> list[tuple[str, str, np.ndarray, float]]:
+    """``(name, kind, centre in patient LPS mm, radius mm)`` of every VOI of a :class:`~petrecon.quant.lesions.VoiSet`.
 
     Organs and lesions are their spheres (the lesion's search sphere); a box
     is drawn as the sphere through its corners' half-extent.
     """
-    frame = volume_patient_frame(volume.metadata)
     specs = [(name, "organ", organ_spec(centre, name)) for name, centre in vois.organs.items()]
     specs += [(name, "lesion", search) for name, search in vois.lesions.items()]
     specs += [(spec, "roi", spec) for spec in vois.rois]
@@ -54,63 +56,96 @@ def voi_outlines(volume: Volume, vois) -> list[tuple[str, str, np.ndarray, float
         else:
             low, high = np.array(values[:3]), np.array(values[3:])
             centre, radius = (low + high) / 2, float(np.max(high - low)) / 2
-        outlines.append((name, kind, np.asarray(patient_to_gantry(centre[None], *frame))[0], float(radius)))
+        outlines.append((name, kind, centre, float(radius)))
     return outlines
 
 
+def patient_axes(volume: Volume) -> list[np.ndarray]:
+    """Voxel centres of the image axes in patient coordinates: axis 0 along L, 1 along P, 2 along S (mm).
+
+    Every patient position maps each gantry axis onto the same-numbered LPS
+    axis, with a sign and the bed offset (:func:`~petrecon.geometry.patient.gantry_to_patient_affine`);
+    the centres may therefore decrease along an axis.
+
+    Examples
+    --------
+    >>> from petrecon.volume import ImageGrid
+    >>> volume = Volume(np.zeros((2, 2, 3)), ImageGrid.centred((2, 2, 3), (1.0, 1.0, 2.0)),
+    ...                 {"patient_position": "HFS", "bed_position_mm": 10.0})
+    >>> patient_axes(volume)[2].tolist()
+    [12.0, 10.0, 8.0]
+    """
+    affine = gantry_to_patient_affine(*volume_patient_frame(volume.metadata))
+    return [affine[axis, axis] * volume.grid.voxel_centres_mm(axis) + affine[axis, 3] for axis in range(3)]
+
+
+def _plane(volume: Volume, data: np.ndarray, horizontal: int, vertical: int) -> tuple[np.ndarray, list[float]]:
+    """A 2-D plane (``data``'s axes: image axes ``horizontal`` < ``vertical``) with rows along ``vertical``, both
+    patient coordinates increasing along the array, and its imshow extent in LPS mm (``origin="lower"``)."""
+    centres = patient_axes(volume)
+    for axis, patient_axis in enumerate((horizontal, vertical)):
+        if centres[patient_axis][0] > centres[patient_axis][-1]:
+            data = np.flip(data, axis=axis)
+    extent = []
+    for patient_axis in (horizontal, vertical):
+        half = volume.grid.voxel_size_mm[patient_axis] / 2
+        extent += [float(centres[patient_axis].min()) - half, float(centres[patient_axis].max()) + half]
+    return data.T, extent
+
+
 def mips_png(volume: Volume, outlines, path: str | os.PathLike, *, title: str, overwrite: bool = False) -> Path:
-    """Coronal (along y) and sagittal (along x) MIPs with the VOI ``outlines`` drawn and labelled."""
+    """Coronal (along P) and sagittal (along L) MIPs, head up, with the VOI ``outlines`` drawn and labelled."""
     plt = _pyplot()
     data = np.asarray(volume.data, np.float32)
     top = float(np.percentile(data, 99.9)) or 1.0
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.5))
-    views = ((axes[0], data.max(axis=1), 0, "coronal MIP", "x (mm)"),
-             (axes[1], data.max(axis=0), 1, "sagittal MIP", "y (mm)"))
-    for ax, mip, axis, name, label in views:
-        shown = ax.imshow(mip.T, origin="lower", extent=_extent(volume, axis, 2), cmap="gray_r", vmin=0, vmax=top)
-        ax.set(title=name, xlabel=label, ylabel="z (mm)")
+    views = ((axes[0], 1, 0, "coronal MIP", "L (mm): patient's left to the right"),
+             (axes[1], 0, 1, "sagittal MIP", "P (mm): posterior to the right"))
+    for ax, along, horizontal, name, label in views:
+        plane, extent = _plane(volume, data.max(axis=along), horizontal, 2)
+        shown = ax.imshow(plane, origin="lower", extent=extent, cmap="gray_r", vmin=0, vmax=top)
+        ax.set(title=name, xlabel=label, ylabel="S (mm): head up")
         for voi, kind, centre, radius in outlines:
             colour = _COLOURS[kind]
-            ax.add_patch(plt.Circle((centre[axis], centre[2]), radius, fill=False, color=colour, lw=1.2))
-            ax.annotate(voi, (centre[axis], centre[2] + radius), color=colour, fontsize=8, ha="center",
+            ax.add_patch(plt.Circle((centre[horizontal], centre[2]), radius, fill=False, color=colour, lw=1.2))
+            ax.annotate(voi, (centre[horizontal], centre[2] + radius), color=colour, fontsize=8, ha="center",
                         va="bottom", annotation_clip=False)
     fig.colorbar(shown, ax=list(axes), fraction=0.03, label=volume.metadata.get("units", ""))
     fig.suptitle(title)
     return _save(fig, path, overwrite)
 
 
-def fused_png(volume: Volume, anatomy: Volume | None, z_mm: float, path: str | os.PathLike, *, title: str,
+def fused_png(volume: Volume, anatomy: Volume | None, s_mm: float, path: str | os.PathLike, *, title: str,
               overwrite: bool = False) -> Path:
-    """The transverse slice nearest ``z_mm``: PET in colour (transparent below 10 % of its maximum) over the
-    anatomical image on the same grid, or the PET alone."""
+    """The transverse slice nearest ``s_mm`` (patient S), anterior up: PET in colour (transparent below 10 % of
+    its maximum) over the anatomical image on the same grid, or the PET alone."""
     plt = _pyplot()
-    k = int(np.argmin(np.abs(volume.grid.voxel_centres_mm(2) - z_mm)))
-    extent = _extent(volume, 0, 1)
-    extent = extent[:2] + extent[2:][::-1]
-    pet = np.asarray(volume.data, np.float32)[:, :, k].T
+    centres = patient_axes(volume)
+    k = int(np.argmin(np.abs(centres[2] - s_mm)))
+    pet, extent = _plane(volume, np.asarray(volume.data, np.float32)[:, :, k], 0, 1)
     top = float(np.percentile(np.asarray(volume.data), 99.9)) or 1.0
     fig, ax = plt.subplots(figsize=(6, 5.5))
     if anatomy is not None:
-        under = np.asarray(anatomy.data, np.float32)[:, :, k].T
-        ax.imshow(under, origin="upper", extent=extent, cmap="gray", vmin=float(np.percentile(under, 1)),
+        under, _ = _plane(volume, np.asarray(anatomy.data, np.float32)[:, :, k], 0, 1)
+        ax.imshow(under, origin="lower", extent=extent, cmap="gray", vmin=float(np.percentile(under, 1)),
                   vmax=float(np.percentile(under, 99.5)) or 1.0)
-    shown = ax.imshow(np.ma.masked_less(pet, 0.1 * top), origin="upper", extent=extent, cmap="hot", vmin=0,
+    shown = ax.imshow(np.ma.masked_less(pet, 0.1 * top), origin="lower", extent=extent, cmap="hot", vmin=0,
                       vmax=top, alpha=0.6 if anatomy is not None else 1.0)
-    ax.set(xlabel="x (mm)", ylabel="y (mm)")
+    ax.set_ylim(extent[3], extent[2])  # anterior (low P) up
+    ax.set(xlabel="L (mm): patient's left to the right", ylabel="P (mm): anterior up")
     fig.colorbar(shown, ax=ax, fraction=0.04, label=volume.metadata.get("units", ""))
     over = f" over {anatomy.metadata.get('label', 'the anatomy')}" if anatomy is not None else ""
-    fig.suptitle(f"{title}: PET{over}, z = {float(volume.grid.voxel_centres_mm(2)[k]):.1f} mm")
+    fig.suptitle(f"{title}: PET{over}, S = {float(centres[2][k]):.1f} mm")
     return _save(fig, path, overwrite)
 
 
-def hottest_lesion_z_mm(volume: Volume, records: Sequence[Mapping]) -> float:
-    """Gantry z (mm) of the hottest measured lesion's maximum, else of the image's hottest voxel."""
+def hottest_lesion_s_mm(volume: Volume, records: Sequence[Mapping]) -> float:
+    """Patient S (mm) of the hottest measured lesion's maximum, else of the image's hottest voxel."""
     lesions = [r for r in records if r["kind"] == "lesion" and r.get("max_position_mm") is not None]
     if lesions:
-        point = max(lesions, key=lambda r: r["suv_max"])["max_position_mm"]
-        return float(patient_to_gantry(np.asarray(point)[None], *volume_patient_frame(volume.metadata))[0][2])
+        return float(max(lesions, key=lambda r: r["suv_max"])["max_position_mm"][2])
     index = np.unravel_index(int(np.argmax(volume.data)), volume.data.shape)
-    return float(volume.grid.voxel_centres_mm(2)[index[2]])
+    return float(patient_axes(volume)[2][index[2]])
 
 
 def _number(value, digits: int = 2) -> str:
@@ -147,9 +182,9 @@ def write_patient_report(folder: str | os.PathLike, *, title: str, facts: Mappin
     """
     folder = Path(folder)
     name, volume, records = images[0]
-    mips = mips_png(volume, voi_outlines(volume, vois), folder / MIPS_NAME, title=f"{title} ({name})",
+    mips = mips_png(volume, voi_outlines(vois), folder / MIPS_NAME, title=f"{title} ({name})",
                     overwrite=overwrite)
-    fused = fused_png(volume, anatomy, hottest_lesion_z_mm(volume, records), folder / FUSED_NAME, title=name,
+    fused = fused_png(volume, anatomy, hottest_lesion_s_mm(volume, records), folder / FUSED_NAME, title=name,
                       overwrite=overwrite)
     tables = [suv_table(image_records, caption=f"{image_name} ({image.metadata.get('units', '')})")
               for image_name, image, image_records in images]
