@@ -502,15 +502,17 @@ def _petrecon_provenance(dataset: Any) -> dict | None:
 
 
 def _header_json(dataset: Any) -> dict:
+    from pydicom.datadict import keyword_for_tag
+
     header = dataset.copy()
     if "PixelData" in header:
         del header.PixelData
-    for element in header:  # a value pydicom cannot convert (a DS of letters) is named, not raised from JSON
+    for tag in list(header.keys()):  # a value pydicom cannot convert (a DS of letters, an unknown VR) is named
         try:
-            element.to_json_dict(None, 1 << 30)
-        except (ValueError, TypeError, OverflowError) as error:
+            header[tag].to_json_dict(None, 1 << 30)
+        except (ValueError, TypeError, OverflowError, NotImplementedError) as error:
             raise FormatError(getattr(dataset, "filename", None) or "DICOM header",
-                              f"{element.keyword or element.tag} {element.tag}",
+                              f"{keyword_for_tag(tag) or tag} {tag}",
                               f"unreadable ({' '.join(str(error).split())})") from None
     return header.to_json_dict(bulk_data_threshold=1 << 30)
 
