@@ -18,21 +18,13 @@ import numpy as np
 from scipy import stats
 
 from petrecon.quant.plot import save_png
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from petrecon.report.figures import pyplot
 
 
 def _grid(n_panels: int, rows_per_panel: int = 1):
     columns = min(n_panels, 4)
     panel_rows = math.ceil(n_panels / columns)
-    fig, axes = _pyplot().subplots(panel_rows * rows_per_panel, columns, squeeze=False,
+    fig, axes = pyplot().subplots(panel_rows * rows_per_panel, columns, squeeze=False,
                                    figsize=(4 * columns, 3.6 * panel_rows * rows_per_panel))
     for ax in axes.ravel()[n_panels * rows_per_panel:]:
         ax.set_visible(False)
@@ -97,7 +89,7 @@ def plot_correlations(correlations: dict, path: str | os.PathLike, *, overwrite:
 
 def plot_truth(rows: list[dict], metric: str, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Measured/true per tissue class, one bar (mean, interval) per scanner and protocol."""
-    plt = _pyplot()
+    plt = pyplot()
     tissues = list(dict.fromkeys(r["tissue"] for r in rows))
     series = list(dict.fromkeys(" ".join(str(r.get(k, "")) for k in ("scanner", "protocol")).strip() for r in rows))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tissues) * max(1, len(series))), 4.5))

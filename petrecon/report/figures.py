@@ -18,7 +18,8 @@ from petrecon.io.atomic import atomic_output
 from petrecon.volume import Volume
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,11 +36,12 @@ def _extent(volume: Volume, first: int, second: int) -> list[float]:
     return [low[0], high[0], low[1], high[1]]
 
 
-def _save(fig, path: str | os.PathLike, overwrite: bool) -> Path:
+def save_figure(fig, path: str | os.PathLike, overwrite: bool) -> Path:
+    """Write ``fig`` as a 100 dpi PNG atomically, then close it."""
     path = Path(path)
     with atomic_output(path, overwrite=overwrite) as temporary:
         fig.savefig(temporary, dpi=100, format="png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -55,7 +57,7 @@ def mip_png(volume: Volume, path: str | os.PathLike, *, title: str = "maximum-in
     >>> mip_png(volume, pathlib.Path(tempfile.mkdtemp()) / "mip.png").read_bytes()[:4]
     b'\\x89PNG'
     """
-    plt = _pyplot()
+    plt = pyplot()
     data = np.asarray(volume.data, np.float32)
     units = units or volume.metadata.get("units", "")
     top = float(np.percentile(data, 99.9)) or 1.0
@@ -70,7 +72,7 @@ def mip_png(volume: Volume, path: str | os.PathLike, *, title: str = "maximum-in
     axes[1].set(title="transverse MIP (along z)", xlabel="x (mm)", ylabel="y (mm)")
     fig.colorbar(shown, ax=axes, fraction=0.025, label=units)
     fig.suptitle(title)
-    return _save(fig, path, overwrite)
+    return save_figure(fig, path, overwrite)
 
 
 def transverse_slices_png(volumes: dict[str, Volume], z_mm: float, path: str | os.PathLike, *,
@@ -84,7 +86,7 @@ def transverse_slices_png(volumes: dict[str, Volume], z_mm: float, path: str | o
     z_mm : float
         Axial position of the slice (scanner z, mm).
     """
-    plt = _pyplot()
+    plt = pyplot()
     first = next(iter(volumes.values()))
     k = int(np.argmin(np.abs(first.grid.voxel_centres_mm(2) - z_mm)))
     top = float(np.percentile(np.asarray(first.data), 99.9)) or 1.0
@@ -96,4 +98,4 @@ def transverse_slices_png(volumes: dict[str, Volume], z_mm: float, path: str | o
         ax.set(title=name, xlabel="x (mm)", ylabel="y (mm)")
     fig.colorbar(shown, ax=axes[0].tolist(), fraction=0.025, label=first.metadata.get("units", ""))
     fig.suptitle(title or f"transverse slice z = {round(float(first.grid.voxel_centres_mm(2)[k]), 1) + 0.0:.1f} mm")
-    return _save(fig, path, overwrite)
+    return save_figure(fig, path, overwrite)

@@ -29,7 +29,7 @@ from petrecon.geometry.patient import gantry_to_patient_affine, volume_patient_f
 from petrecon.quant.lesions import organ_spec
 from petrecon.quant.report import parse_roi
 from petrecon.report import html
-from petrecon.report.figures import _pyplot, _save
+from petrecon.report.figures import pyplot, save_figure
 from petrecon.volume import Volume
 
 REPORT_NAME = "report.html"
@@ -95,7 +95,7 @@ def _plane(volume: Volume, data: np.ndarray, horizontal: int, vertical: int) -> 
 
 def mips_png(volume: Volume, outlines, path: str | os.PathLike, *, title: str, overwrite: bool = False) -> Path:
     """Coronal (along P) and sagittal (along L) MIPs, head up, with the VOI ``outlines`` drawn and labelled."""
-    plt = _pyplot()
+    plt = pyplot()
     data = np.asarray(volume.data, np.float32)
     top = float(np.percentile(data, 99.9)) or 1.0
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.5))
@@ -112,14 +112,14 @@ def mips_png(volume: Volume, outlines, path: str | os.PathLike, *, title: str, o
                         va="bottom", annotation_clip=False)
     fig.colorbar(shown, ax=list(axes), fraction=0.03, label=volume.metadata.get("units", ""))
     fig.suptitle(title)
-    return _save(fig, path, overwrite)
+    return save_figure(fig, path, overwrite)
 
 
 def fused_png(volume: Volume, anatomy: Volume | None, s_mm: float, path: str | os.PathLike, *, title: str,
               overwrite: bool = False) -> Path:
     """The transverse slice nearest ``s_mm`` (patient S), anterior up: PET in colour (transparent below 10 % of
     its maximum) over the anatomical image on the same grid, or the PET alone."""
-    plt = _pyplot()
+    plt = pyplot()
     centres = patient_axes(volume)
     k = int(np.argmin(np.abs(centres[2] - s_mm)))
     pet, extent = _plane(volume, np.asarray(volume.data, np.float32)[:, :, k], 0, 1)
@@ -136,7 +136,7 @@ def fused_png(volume: Volume, anatomy: Volume | None, s_mm: float, path: str | o
     fig.colorbar(shown, ax=ax, fraction=0.04, label=volume.metadata.get("units", ""))
     over = f" over {anatomy.metadata.get('label', 'the anatomy')}" if anatomy is not None else ""
     fig.suptitle(f"{title}: PET{over}, S = {float(centres[2][k]):.1f} mm")
-    return _save(fig, path, overwrite)
+    return save_figure(fig, path, overwrite)
 
 
 def hottest_lesion_s_mm(volume: Volume, records: Sequence[Mapping]) -> float:
