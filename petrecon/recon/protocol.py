@@ -178,9 +178,9 @@ class ReconstructionProtocol:
         Tables with nothing in them (no ``[image]`` grid, no ``[calibration]``
         factor) are left out: absent, they read back as the same defaults.
         """
-        lines = [f"name = {_toml_value(self.name)}", f"description = {_toml_value(self.description)}"]
+        lines = [f"name = {toml_value(self.name)}", f"description = {toml_value(self.description)}"]
         if self.scanner is not None:
-            lines.append(f"scanner = {_toml_value(self.scanner)}")
+            lines.append(f"scanner = {toml_value(self.scanner)}")
         tables = {
             "osem": dataclasses.asdict(self.osem),
             "resolution": {"psf_fwhm_mm": self.psf_fwhm_mm},
@@ -193,7 +193,7 @@ class ReconstructionProtocol:
         }
         for table, values in tables.items():
             if values:  # an empty table says nothing: its absence reads back the same (defaults)
-                lines += ["", f"[{table}]"] + [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+                lines += ["", f"[{table}]"] + [f"{key} = {toml_value(value)}" for key, value in values.items()]
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict:
@@ -237,7 +237,8 @@ def _check_keys(source: str, table: str, values: dict, allowed: set[str]) -> Non
         raise FormatError(source, f"{where}{unknown[0]}", f"unknown key; known: {', '.join(sorted(allowed))}")
 
 
-def _toml_value(value) -> str:
+def toml_value(value) -> str:
+    """``value`` (bool, number, string or list of them) as a TOML value."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -245,5 +246,5 @@ def _toml_value(value) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise ParameterError(f"cannot write {value!r} to TOML")

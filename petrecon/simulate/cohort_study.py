@@ -54,7 +54,7 @@ from petrecon.io.atomic import EXISTS, atomic_output
 from petrecon.io.container import Container, write_container
 from petrecon.io.dicom_anatomy import SeriesIdentity
 from petrecon.quant.organs import ORGAN_VOI_DIAMETER_MM
-from petrecon.recon.protocol import _toml_value
+from petrecon.recon.protocol import toml_value
 from petrecon.simulate.cohort_patients import (BED_POSITION_MM, ORGAN_VOI_CENTRES_MM, PATIENT_POSITION, TRACER,
                                                SimulatedPatient, draw_patients, patient_phantom, truth_rows)
 from petrecon.simulate.anatomy import write_ct, write_dixon
@@ -321,15 +321,15 @@ def _study_table(out_dir: Path, study_id: str, patient: SimulatedPatient, scanne
         values["ct"] = relative(anatomy[0])
     values.update(tracer=TRACER, weight_kg=patient.weight_kg, height_m=patient.height_m, sex=patient.sex,
                   injected_dose_mbq=patient.injected_activity_mbq)
-    lines = ["[[study]]"] + [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    lines = ["[[study]]"] + [f"{key} = {toml_value(value)}" for key, value in values.items()]
     lines += [f"injection_time = {injection.isoformat()}", f"scan_time = {scan.isoformat()}"]
     if harmonisation is not None:
-        lines.append(f"harmonisation = {_toml_value(relative(harmonisation))}")
+        lines.append(f"harmonisation = {toml_value(relative(harmonisation))}")
     lines += ['reference = "liver"', "", "[study.vois]"]
-    lines += [f"{organ} = {_toml_value(list(centre))}" for organ, centre in ORGAN_VOI_CENTRES_MM.items()]
-    lines.append(f"lesions = {_toml_value([lesion.search_sphere() for lesion in patient.lesions])}")
-    lines += ["", "[study.info]", f"group = {_toml_value(patient.group)}", f"uptake_min = {uptake}",
-              f"weight_kg = {_toml_value(patient.weight_kg)}"]
+    lines += [f"{organ} = {toml_value(list(centre))}" for organ, centre in ORGAN_VOI_CENTRES_MM.items()]
+    lines.append(f"lesions = {toml_value([lesion.search_sphere() for lesion in patient.lesions])}")
+    lines += ["", "[study.info]", f"group = {toml_value(patient.group)}", f"uptake_min = {uptake}",
+              f"weight_kg = {toml_value(patient.weight_kg)}"]
     return lines
 
 
@@ -338,7 +338,7 @@ def _write_cohort_file(path: Path, tables: list[list[str]], patients: list[Simul
     header = [f"# Simulated {TRACER} PET/CT + PET/MR cohort: {len(patients)} patients, seed {seed} "
               "(petrecon simulate-cohort; truth in truth.csv).",
               *(f"# {sampling.description}" for sampling in samplings.values()),
-              *(f"{key} = {_toml_value(value)}" for key, value in COHORT_SETTINGS.items())]
+              *(f"{key} = {toml_value(value)}" for key, value in COHORT_SETTINGS.items())]
     text = "\n".join(header + [line for table in tables for line in ["", *table]]) + "\n"
     with atomic_output(path, overwrite=overwrite) as temporary:
         temporary.write_text(text)
